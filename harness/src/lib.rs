@@ -1,0 +1,1 @@
+//! Per-test isolation for queue-and-vector integration tests (see issue 6; grows here).

@@ -1,0 +1,11 @@
+//! Queue core against a real PostgreSQL; every test in its own `queue_id`.
+
+mod helpers;
+
+mod claim;
+mod control;
+mod enqueue;
+mod lease;
+mod migrate;
+mod notify;
+mod retry;
