@@ -13,7 +13,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/queue
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Key of the advisory lock that serialises migrations across processes ("qv-migr").
-const MIGRATION_LOCK_KEY: i64 = 0x7176_2d6d_6967_72;
+const MIGRATION_LOCK_KEY: i64 = 0x0071_762d_6d69_6772;
 
 /// Errors of connecting and migrating.
 #[derive(Debug, thiserror::Error)]

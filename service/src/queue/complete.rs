@@ -1,6 +1,7 @@
 //! Finishing claims: complete or fail, fenced by the lease token.
 
 use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
 
 use super::{JobFailure, JobId, JobStatus, Lease, Queue, QueueError};
 
@@ -31,6 +32,16 @@ impl Queue {
     /// Completes many claims in one statement; returns the ids whose lease was still owned.
     #[tracing::instrument(skip_all, fields(queue_id = %self.id, leases = leases.len()))]
     pub async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<JobId>, QueueError> {
+        self.complete_many_with(&self.pool, leases).await
+    }
+
+    /// [`Queue::complete_many`] on a given executor, so a job's effects and its completion can
+    /// commit in one transaction (exactly-once effects).
+    pub async fn complete_many_with<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        leases: &[Lease],
+    ) -> Result<Vec<JobId>, QueueError> {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
@@ -49,7 +60,7 @@ impl Queue {
         .bind(&ids)
         .bind(&tokens)
         .bind(self.now())
-        .fetch_all(&self.pool)
+        .fetch_all(executor)
         .await?;
         Ok(done)
     }
@@ -57,9 +68,19 @@ impl Queue {
     /// Records a failed attempt. A transient failure waits for a retry with backoff until the
     /// attempts are used up; then, or at once for a permanent failure, the row goes dead. Every
     /// attempt's error is kept in the row's history.
-    #[tracing::instrument(skip_all, fields(queue_id = %self.id, job_id = lease.id, kind = failure.kind.as_str()))]
     pub async fn fail(
         &self,
+        lease: &Lease,
+        failure: &JobFailure,
+    ) -> Result<FailOutcome, QueueError> {
+        self.fail_with(&self.pool, lease, failure).await
+    }
+
+    /// [`Queue::fail`] on a given executor (e.g. with follow-up rows in the same transaction).
+    #[tracing::instrument(skip_all, fields(queue_id = %self.id, job_id = lease.id, kind = failure.kind.as_str()))]
+    pub async fn fail_with<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
         lease: &Lease,
         failure: &JobFailure,
     ) -> Result<FailOutcome, QueueError> {
@@ -89,7 +110,7 @@ impl Queue {
         .bind(&failure.message)
         .bind(self.now())
         .bind(delay_ms)
-        .fetch_optional(&self.pool)
+        .fetch_optional(executor)
         .await?;
         let outcome = match row {
             None => FailOutcome::LeaseLost,

@@ -74,6 +74,31 @@ impl Queue {
         Ok(rows)
     }
 
+    /// This queue's rows that belong to `job_ref`, oldest first.
+    pub async fn list_by_ref(&self, job_ref: uuid::Uuid) -> Result<Vec<JobRecord>, QueueError> {
+        let rows = sqlx::query_as::<_, JobRecord>(
+            "SELECT * FROM queue_jobs WHERE queue_id = $1 AND job_ref = $2 ORDER BY id",
+        )
+        .bind(self.id.as_str())
+        .bind(job_ref)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// How many of the given rows of this queue are finished (completed or dead).
+    pub async fn count_finished(&self, ids: &[JobId]) -> Result<i64, QueueError> {
+        let n = sqlx::query_scalar(
+            "SELECT count(*) FROM queue_jobs
+             WHERE queue_id = $1 AND id = ANY($2) AND status IN ('completed', 'dead')",
+        )
+        .bind(self.id.as_str())
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     /// Deletes every row and setting of this queue (test cleanup, load-suite teardown).
     #[tracing::instrument(skip_all, fields(queue_id = %self.id))]
     pub async fn purge(&self) -> Result<u64, QueueError> {

@@ -1,0 +1,138 @@
+//! crash: workers aborted at random points (mid-claim, mid-job, mid-commit) and workers that
+//! stall past their lease then try to complete; short leases expire, a rescuer makes the rows
+//! claimable again, and every job still completes exactly once.
+
+use std::time::Duration;
+
+use serde_json::json;
+use service::queue::{JobStatus, NewJob, Queue, QueueConfig};
+
+use super::claim::{completed_once, no_job_lost, report, to_sqlx, with_example};
+use super::engine::{Decision, Engine};
+use crate::cli::Scenario;
+use crate::context::Context;
+use crate::report::{Invariant, ScenarioReport};
+
+const LEASE: Duration = Duration::from_millis(500);
+
+pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
+    let config = QueueConfig {
+        lease: LEASE,
+        ..QueueConfig::default()
+    };
+    let engine = Engine::new(ctx, Scenario::Crash, config, |job| async move {
+        // One job in 25 hangs on its first attempt until well past its lease.
+        if job.attempts == 1 && job.payload["stall"].as_bool() == Some(true) {
+            return Decision::Stall(LEASE * 3);
+        }
+        let work = 5 + rand::random::<u64>() % 20;
+        tokio::time::sleep(Duration::from_millis(work)).await;
+        Decision::Complete {
+            entries: vec!["done".to_owned()],
+            follow_up: Vec::new(),
+        }
+    })
+    .await?;
+    let (runs, per_run) = (ctx.args.runs, ctx.args.jobs_per_run);
+    let total = i64::from(runs) * i64::from(per_run);
+
+    // Chaos: crash a worker every 40 ms; rescue expired leases every 100 ms.
+    let stop = engine.stop_token();
+    let chaos = {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(40)) => engine.crash_random_worker(),
+                }
+            }
+        })
+    };
+    let rescuer = {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Ok(rescued) = engine.queue().rescue_expired().await {
+                    engine.counters.add_n("rescued", rescued.len() as u64);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        })
+    };
+
+    let driven = engine
+        .drive(
+            ctx,
+            "crash",
+            runs,
+            move |run, run_ref| {
+                (0..per_run)
+                    .map(|i| {
+                        let stall = (run * per_run + i) % 25 == 0;
+                        NewJob::new(json!({ "run": run, "i": i, "stall": stall }))
+                            .job_ref(run_ref)
+                            .max_attempts(50)
+                    })
+                    .collect()
+            },
+            move |engine, _, _, ids| async move {
+                let n = engine.queue().count_finished(&ids).await.map_err(to_sqlx)?;
+                Ok(n == i64::from(per_run))
+            },
+        )
+        .await;
+    let _ = chaos.await;
+    let _ = rescuer.await;
+    // Zombies may still be asleep: let them try, since their attempt is what is being checked.
+    tokio::time::sleep(LEASE * 3).await;
+
+    let stats = Queue::new(ctx.admin.clone(), engine.queue().id().clone())
+        .stats()
+        .await?;
+    let ledger = engine.ledger_counts(ctx).await?;
+    let stuck = driven.log.stuck_runs();
+    let c = &engine.counters;
+    let invariants = vec![
+        Invariant::check(
+            "faults were injected",
+            c.get("workers_aborted") > 0 && c.get("stalled_workers") > 0,
+            format!(
+                "{} workers aborted, {} stalled past their lease, {} rows rescued",
+                c.get("workers_aborted"),
+                c.get("stalled_workers"),
+                c.get("rescued")
+            ),
+        ),
+        Invariant::check(
+            "stale owners cannot complete",
+            c.get("zombie_completion_accepted") == 0,
+            with_example(
+                format!(
+                    "{} stale completions refused, {} accepted",
+                    c.get("zombie_completion_rejected"),
+                    c.get("zombie_completion_accepted")
+                ),
+                c.example("zombie_completion_accepted"),
+            ),
+        ),
+        completed_once(
+            c,
+            ledger.get("done").copied().unwrap_or(0),
+            stats.count(JobStatus::Completed),
+            total,
+        ),
+        no_job_lost(&stats, &stuck, 0),
+    ];
+    Ok(report(
+        Scenario::Crash,
+        runs,
+        total,
+        &driven,
+        &engine,
+        invariants,
+    ))
+}

@@ -1,0 +1,68 @@
+//! `qdrant-embedded`: one embedded Qdrant (gRPC only) for many test processes or for the
+//! service's dev default. Stops on Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Qdrant's engine (qdrant-edge) behind Qdrant's gRPC API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// gRPC port (Qdrant's default is 6334); 0 picks a free one.
+    #[arg(long, env = "QDRANT_EMBEDDED_PORT", default_value_t = 6334)]
+    port: u16,
+    /// Address to bind; loopback by default.
+    #[arg(long, env = "QDRANT_EMBEDDED_HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Data directory, reopened on restart. Without it, data lives in a temporary directory
+    /// that is removed on exit.
+    #[arg(long, env = "QDRANT_EMBEDDED_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            // qdrant-edge warns on every shard that Qdrant's feature flags are unset; it has no
+            // public way to set them, and the defaults are what we want.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,qdrant_edge::common::flags=error")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = qdrant_embedded::Config {
+        listen: SocketAddr::new(args.host, args.port),
+        data_dir: args.data_dir,
+    };
+    let server = qdrant_embedded::start(config)
+        .await
+        .context("Failed to start the embedded Qdrant")?;
+    tracing::info!(url = %server.url(), "ready");
+    shutdown_signal()
+        .await
+        .context("Failed to wait for a shutdown signal")?;
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

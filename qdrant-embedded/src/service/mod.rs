@@ -1,0 +1,98 @@
+//! The gRPC services `qdrant-client` calls: `Collections`, `Points` and `Qdrant` (health).
+//!
+//! Every handler hands its engine work to `spawn_blocking`, because `qdrant-edge` calls block.
+//! RPCs outside the supported set answer `Unimplemented`, naming the RPC.
+
+mod collections;
+mod health;
+mod points;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use qdrant_edge::EdgeShard;
+use tonic::Status;
+
+use crate::error::ApiError;
+use crate::storage::Storage;
+
+/// Everything the handlers share.
+pub(crate) struct State {
+    pub(crate) storage: Storage,
+    /// Stands in for the WAL operation number a real Qdrant reports per update.
+    pub(crate) next_operation_id: AtomicU64,
+}
+
+/// Implements all three service traits over one shared [`State`].
+#[derive(Clone)]
+pub(crate) struct Api {
+    state: Arc<State>,
+}
+
+impl Api {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
+
+    /// Run blocking engine work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&State) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || work(&state))
+            .await
+            .map_err(|err| ApiError::Internal(format!("engine task failed: {err}")))?
+            .map_err(Status::from)
+    }
+
+    /// Run blocking work against one collection's shard.
+    async fn with_shard<T: Send + 'static>(
+        &self,
+        collection: String,
+        work: impl FnOnce(&EdgeShard) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, Status> {
+        self.blocking(move |state| state.storage.get(&collection)?.with_shard(work))
+            .await
+    }
+}
+
+/// Seconds since `start`, for the `time` field of every response.
+fn elapsed(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
+
+fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not implemented by the embedded Qdrant"))
+}
+
+/// Collection names as Qdrant's request validator accepts them.
+fn validate_collection_name(name: &str) -> Result<(), ApiError> {
+    const FORBIDDEN: [char; 10] = ['<', '>', ':', '"', '/', '\\', '|', '?', '*', '\0'];
+    let length = name.chars().count();
+    if !(1..=255).contains(&length) {
+        return Err(ApiError::validation(
+            "collection_name",
+            "must be from 1 to 255 characters",
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(ApiError::validation(
+            "collection_name",
+            format!("collection name cannot contain \"{c}\" char"),
+        ));
+    }
+    Ok(())
+}
+
+/// `limit` must be at least 1, as Qdrant's validator words it.
+fn validate_limit(limit: u64) -> Result<usize, ApiError> {
+    if limit == 0 {
+        return Err(ApiError::validation(
+            "limit",
+            "value 0 invalid, must be 1 or larger",
+        ));
+    }
+    usize::try_from(limit).map_err(|_| ApiError::validation("limit", "value is too large"))
+}

@@ -1,0 +1,90 @@
+//! Behaviour of the embedded server itself: these tests always start their own embedded
+//! server, even when `QDRANT_URL` points elsewhere, because they restart it or probe the RPCs
+//! it leaves unimplemented.
+
+use qdrant_client::qdrant::{
+    CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder, Distance, GetPointsBuilder,
+    PointId, UpsertPointsBuilder, VectorParamsBuilder,
+};
+use qdrant_client::Qdrant;
+use qdrant_embedded::Config;
+use serde_json::json;
+use tonic::Code;
+
+use crate::helpers::{json_of, point, status_of, TestResult};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_the_same_data_dir_keeps_collections_and_points() -> TestResult {
+    // Arrange
+    let data_dir = tempfile::tempdir()?;
+    let name = format!("conformance_restart_{}", uuid::Uuid::new_v4().simple());
+    let server = qdrant_embedded::start(Config::default().with_data_dir(data_dir.path())).await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+    client
+        .create_collection(
+            CreateCollectionBuilder::new(&name)
+                .vectors_config(VectorParamsBuilder::new(2, Distance::Cosine)),
+        )
+        .await?;
+    let points = (1..=20u64)
+        .map(|i| point(i, vec![1.0, i as f32], json!({ "i": i, "word": "müde" })))
+        .collect::<Result<Vec<_>, _>>()?;
+    client
+        .upsert_points(UpsertPointsBuilder::new(&name, points).wait(true))
+        .await?;
+    drop(client);
+
+    // Act
+    server.stop().await;
+    let server = qdrant_embedded::start(Config::default().with_data_dir(data_dir.path())).await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+
+    // Assert
+    assert!(client.collection_exists(&name).await?);
+    let count = client
+        .count(CountPointsBuilder::new(&name).exact(true))
+        .await?;
+    assert_eq!(count.result.map(|r| r.count), Some(20));
+    let got = client
+        .get_points(GetPointsBuilder::new(&name, vec![PointId::from(7)]).with_payload(true))
+        .await?;
+    assert_eq!(
+        got.result.first().map(|p| json_of(p.payload.clone())),
+        Some(json!({ "i": 7, "word": "müde" }))
+    );
+    assert!(client.delete_collection(&name).await?.result);
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_rpcs_answer_unimplemented_naming_the_rpc() -> TestResult {
+    // Arrange
+    let server = qdrant_embedded::start(Config::default()).await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+
+    // Act
+    let status = status_of(
+        client
+            .create_alias(CreateAliasBuilder::new("some_collection", "some_alias"))
+            .await,
+    )?;
+
+    // Assert
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert!(status.message().contains("UpdateAliases"), "{status:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_reports_the_pinned_clients_version() -> TestResult {
+    let server = qdrant_embedded::start(Config::default()).await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+
+    let reply = client.health_check().await?;
+
+    // Within one minor of qdrant-client 1.20, so the client logs no compatibility warning.
+    assert_eq!(reply.version, qdrant_embedded::REPORTED_VERSION);
+    assert!(reply.version.starts_with("1.20."));
+    Ok(())
+}
