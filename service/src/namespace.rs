@@ -77,6 +77,17 @@ impl NamespaceGuard {
         &self.namespace
     }
 
+    /// Also holds a shared lock on `group` (e.g. a test run) for as long as this guard lives, so a
+    /// reaper that takes the group's lock exclusively knows no member is alive. Waits while a
+    /// reaper holds it.
+    pub async fn hold_group(&mut self, group: &str) -> Result<(), NamespaceError> {
+        sqlx::query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))")
+            .bind(group)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Records a queue of this namespace, so a reaper deletes its rows if the owner dies.
     pub async fn register_queue(&mut self, queue: &QueueId) -> Result<(), NamespaceError> {
         sqlx::query(
@@ -182,4 +193,55 @@ pub async fn reap_abandoned(
         reaped.push(candidate);
     }
     Ok(reaped)
+}
+
+/// An exclusive hold on a group (see [`NamespaceGuard::hold_group`]): while held, no member of
+/// the group is alive and none can start.
+#[derive(Debug)]
+pub struct GroupLock {
+    group: String,
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+}
+
+impl GroupLock {
+    /// Takes the group's lock if no member holds it; `None` when some member is alive.
+    pub async fn try_acquire(pool: &PgPool, group: &str) -> Result<Option<Self>, NamespaceError> {
+        let mut conn = pool.acquire().await?;
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(group)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(free.then(|| Self {
+            group: group.to_owned(),
+            conn,
+        }))
+    }
+
+    /// Gives the lock back.
+    pub async fn release(mut self) -> Result<(), NamespaceError> {
+        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(&self.group)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Queues other than `own` that rows written by clients named `application_name` went to: a
+/// test that enqueued outside its namespace.
+pub async fn rows_written_outside(
+    pool: &PgPool,
+    application_name: &str,
+    own: &QueueId,
+) -> Result<Vec<(String, i64)>, NamespaceError> {
+    let rows = sqlx::query_as(
+        "SELECT queue_id, count(*) FROM queue_jobs
+         WHERE created_by = $1 AND queue_id <> $2
+         GROUP BY queue_id ORDER BY queue_id",
+    )
+    .bind(application_name)
+    .bind(own.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use service::queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig};
 
 use super::claim::{completed_once, report, to_sqlx, with_example};
@@ -192,7 +192,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
                 let fail_at = failing_step(run, rate);
                 let finished = match fail_at {
                     None => rows.iter().any(|r| {
-                        r.payload["step"] == Value::from(STEPS - 1)
+                        r.payload["step"] == STEPS - 1
                             && r.status == JobStatus::Completed
                     }),
                     Some(_) => rows.iter().any(|r| {

@@ -231,6 +231,8 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
     /// Completed or dead at.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The `application_name` of the client that enqueued it.
+    pub created_by: Option<String>,
 }
 
 /// Whether a failure is worth another attempt.

@@ -1,0 +1,712 @@
+//! One test's environment: namespace, queue, collection, project and pool, cleaned up after.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, KeywordIndexParamsBuilder,
+    VectorParamsBuilder,
+};
+use qdrant_client::Qdrant;
+use serde_json::{json, Value};
+use service::namespace::{NamespaceError, NamespaceGuard};
+use service::queue::{
+    JobId, JobRecord, JobStatus, NewJob, Queue, QueueConfig, QueueId, QueueWaker,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+
+use crate::app::TestApp;
+use crate::backend::{PostgresBackend, QdrantBackend};
+use crate::error::{boxed, HarnessError};
+use crate::isolation::{IsolationViolation, ScopedQdrant, PROJECT_FIELD};
+use crate::naming::Namespace;
+use crate::worker::{JobHandler, WorkerHandle};
+use crate::{logs, reaper};
+
+/// How an environment gets its Qdrant collection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CollectionMode {
+    /// One collection per nextest slot, reused by the slot's next test (its points removed at
+    /// acquire); measured faster, see `docs/harness.md`. Outside nextest this falls back to
+    /// [`CollectionMode::PerTest`].
+    #[default]
+    PerSlot,
+    /// A collection of its own, deleted at the end.
+    PerTest,
+}
+
+/// Options of [`TestEnv`]; start from [`TestEnv::builder`].
+#[derive(Clone, Debug)]
+pub struct TestEnvBuilder {
+    test_name: String,
+    mode: CollectionMode,
+    vector_size: u64,
+    pool_size: Option<u32>,
+    postgres: PostgresBackend,
+    qdrant: QdrantBackend,
+    queue_config: QueueConfig,
+}
+
+/// A test's own namespace on shared servers. See the crate docs.
+pub struct TestEnv {
+    namespace: Namespace,
+    queue: Queue,
+    pool: PgPool,
+    app_name: String,
+    database_url: String,
+    qdrant_url: String,
+    client: Arc<Qdrant>,
+    collection: String,
+    mode: CollectionMode,
+    scoped: ScopedQdrant,
+    waker: OnceCell<Arc<QueueWaker>>,
+    guard: Option<NamespaceGuard>,
+    reaped: usize,
+}
+
+impl std::fmt::Debug for TestEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnv")
+            .field("namespace", &self.namespace.id)
+            .field("collection", &self.collection)
+            .field("project", &self.namespace.project)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections per process beyond the pool: the namespace lock and, once a worker runs, LISTEN.
+const EXTRA_CONNECTIONS: u32 = 2;
+
+impl TestEnvBuilder {
+    /// Collection per slot (default) or per test.
+    pub fn collection_mode(mut self, mode: CollectionMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Dimensions of the collection's vectors (default 384, all-MiniLM-L6-v2).
+    pub fn vector_size(mut self, size: u64) -> Self {
+        self.vector_size = size;
+        self
+    }
+
+    /// A fixed pool size instead of one derived from the connection budget.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = Some(size.max(1));
+        self
+    }
+
+    /// Where PostgreSQL comes from (default: `DATABASE_URL`).
+    pub fn postgres(mut self, backend: PostgresBackend) -> Self {
+        self.postgres = backend;
+        self
+    }
+
+    /// Where Qdrant comes from (default: `QDRANT_URL`, else embedded per process).
+    pub fn qdrant(mut self, backend: QdrantBackend) -> Self {
+        self.qdrant = backend;
+        self
+    }
+
+    /// Lease, retry and polling settings of the environment's queue.
+    pub fn queue_config(mut self, config: QueueConfig) -> Self {
+        self.queue_config = config;
+        self
+    }
+
+    /// Provisions the environment.
+    pub async fn build(self) -> Result<TestEnv, HarnessError> {
+        logs::init();
+        let namespace = Namespace::for_test(&self.test_name);
+        let mode = if namespace.run.is_none() {
+            CollectionMode::PerTest
+        } else {
+            self.mode
+        };
+        let database_url = self.postgres.url().await?;
+        let qdrant_url = self.qdrant.url().await?;
+        let app_name = format!("harness:{}", namespace.id);
+        let options = PgConnectOptions::from_str(&database_url)
+            .map_err(|e| HarnessError::pg("parsing DATABASE_URL")(boxed(e)))?;
+
+        let pool_size = self.pool_size.unwrap_or_else(pool_size_from_budget);
+        let pool = connect_pool(&database_url, &options, &app_name, pool_size).await?;
+        let client = Arc::new(
+            Qdrant::from_url(&qdrant_url)
+                .skip_compatibility_check()
+                .build()
+                .map_err(|e| HarnessError::qdrant("connecting")(boxed(e)))?,
+        );
+        let reaped = reaper::reap(&pool, &client, namespace.run.as_deref()).await?;
+
+        let collection = match mode {
+            CollectionMode::PerSlot => namespace.id.clone(),
+            CollectionMode::PerTest => {
+                format!(
+                    "{}_c{}",
+                    namespace.id,
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                )
+            }
+        };
+        let resources = json!({
+            "collection": collection,
+            "mode": if mode == CollectionMode::PerTest { "per_test" } else { "per_slot" },
+            "project": namespace.project,
+        });
+        let guard_options = options
+            .clone()
+            .application_name(&format!("harness-lock:{}", namespace.id));
+        let mut guard = acquire_namespace(&guard_options, &namespace.id, resources).await?;
+        if let Some(run) = &namespace.run {
+            guard
+                .hold_group(run)
+                .await
+                .map_err(|e| HarnessError::pg("joining the run")(boxed(e)))?;
+        }
+        let queue_id =
+            QueueId::new(namespace.id.clone()).map_err(|e| HarnessError::Config(e.to_string()))?;
+        guard
+            .register_queue(&queue_id)
+            .await
+            .map_err(|e| HarnessError::pg("registering the queue")(boxed(e)))?;
+        let queue = Queue::new(pool.clone(), queue_id).with_config(self.queue_config);
+        // A slot's previous holder may have been killed: reset at acquire, not only at release.
+        queue
+            .purge()
+            .await
+            .map_err(|e| HarnessError::pg("resetting the queue")(boxed(e)))?;
+        prepare_collection(&client, &collection, self.vector_size, mode).await?;
+
+        let scoped = ScopedQdrant::new(
+            client.clone(),
+            collection.clone(),
+            namespace.project.clone(),
+        );
+        tracing::info!(namespace = %namespace.id, %collection, project = %namespace.project, "test environment ready");
+        Ok(TestEnv {
+            namespace,
+            queue,
+            pool,
+            app_name,
+            database_url,
+            qdrant_url,
+            client,
+            collection,
+            mode,
+            scoped,
+            waker: OnceCell::new(),
+            guard: Some(guard),
+            reaped,
+        })
+    }
+}
+
+/// `HARNESS_PG_BUDGET` (default 48) connections shared by `HARNESS_TEST_THREADS` (default 8)
+/// test processes, less the lock and LISTEN connections each process holds; at least 2.
+fn pool_size_from_budget() -> u32 {
+    let read = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    let budget = read("HARNESS_PG_BUDGET", 48);
+    let threads = read("HARNESS_TEST_THREADS", 8);
+    (budget / threads).saturating_sub(EXTRA_CONNECTIONS).max(2)
+}
+
+/// Connects (creating the database if missing) and applies migrations once for all processes:
+/// the fast path is one query that finds them applied.
+async fn connect_pool(
+    url: &str,
+    options: &PgConnectOptions,
+    app_name: &str,
+    size: u32,
+) -> Result<PgPool, HarnessError> {
+    let pool_options = || {
+        PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_secs(30))
+    };
+    let pool = match pool_options()
+        .connect_with(options.clone().application_name(app_name))
+        .await
+    {
+        Ok(pool) => pool,
+        Err(err) if err.as_database_error().and_then(|e| e.code()).as_deref() == Some("3D000") => {
+            service::db::ensure_database(url)
+                .await
+                .map_err(|e| HarnessError::pg("creating the database")(boxed(e)))?;
+            pool_options()
+                .connect_with(options.clone().application_name(app_name))
+                .await
+                .map_err(|e| HarnessError::pg("connecting")(boxed(e)))?
+        }
+        Err(err) => return Err(HarnessError::pg("connecting")(boxed(err))),
+    };
+    let migrated = service::db::is_migrated(&pool)
+        .await
+        .map_err(|e| HarnessError::pg("checking migrations")(boxed(e)))?;
+    if !migrated {
+        service::db::migrate(&pool)
+            .await
+            .map_err(|e| HarnessError::pg("migrating")(boxed(e)))?;
+    }
+    Ok(pool)
+}
+
+/// Takes the namespace, waiting while a reaper briefly holds it.
+async fn acquire_namespace(
+    options: &PgConnectOptions,
+    id: &str,
+    resources: Value,
+) -> Result<NamespaceGuard, HarnessError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match NamespaceGuard::acquire(options, id, resources.clone()).await {
+            Ok(guard) => return Ok(guard),
+            Err(NamespaceError::Busy(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(err) => return Err(HarnessError::pg("taking the namespace")(boxed(err))),
+        }
+    }
+}
+
+async fn prepare_collection(
+    client: &Qdrant,
+    collection: &str,
+    size: u64,
+    mode: CollectionMode,
+) -> Result<(), HarnessError> {
+    let exists = mode == CollectionMode::PerSlot
+        && client
+            .collection_exists(collection)
+            .await
+            .map_err(|e| HarnessError::qdrant("checking the collection")(boxed(e)))?;
+    if exists {
+        // The slot's previous test normally removed its points; a killed one did not.
+        let left = client
+            .count(CountPointsBuilder::new(collection).exact(true))
+            .await
+            .map_err(|e| HarnessError::qdrant("counting leftovers")(boxed(e)))?
+            .result
+            .map(|r| r.count)
+            .unwrap_or(0);
+        if left > 0 {
+            client
+                .delete_points(
+                    DeletePointsBuilder::new(collection)
+                        .points(Filter::default())
+                        .wait(true),
+                )
+                .await
+                .map_err(|e| HarnessError::qdrant("removing leftovers")(boxed(e)))?;
+        }
+        return Ok(());
+    }
+    client
+        .create_collection(
+            CreateCollectionBuilder::new(collection)
+                .vectors_config(VectorParamsBuilder::new(size, Distance::Cosine)),
+        )
+        .await
+        .map_err(|e| HarnessError::qdrant("creating the collection")(boxed(e)))?;
+    client
+        .create_field_index(
+            CreateFieldIndexCollectionBuilder::new(collection, PROJECT_FIELD, FieldType::Keyword)
+                .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
+                .wait(true),
+        )
+        .await
+        .map_err(|e| HarnessError::qdrant("indexing the project field")(boxed(e)))?;
+    Ok(())
+}
+
+impl TestEnv {
+    /// An environment with the defaults, named after the running test.
+    pub async fn new() -> Result<Self, HarnessError> {
+        Self::builder(current_test_name()).build().await
+    }
+
+    /// Options for an environment of test `test_name` (the name goes into the project name).
+    pub fn builder(test_name: impl Into<String>) -> TestEnvBuilder {
+        TestEnvBuilder {
+            test_name: test_name.into(),
+            mode: CollectionMode::default(),
+            vector_size: 384,
+            pool_size: None,
+            postgres: PostgresBackend::from_env(),
+            qdrant: QdrantBackend::from_env(),
+            queue_config: QueueConfig::default(),
+        }
+    }
+
+    /// The namespace's names.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// This environment's queue id.
+    pub fn queue_id(&self) -> &QueueId {
+        self.queue.id()
+    }
+
+    /// This environment's queue.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// The pool (its connections carry this environment's `application_name`).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The PostgreSQL URL.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// This environment's Qdrant collection.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// How the collection was provisioned.
+    pub fn collection_mode(&self) -> CollectionMode {
+        self.mode
+    }
+
+    /// This environment's project name (it contains the test's name).
+    pub fn project(&self) -> &str {
+        &self.namespace.project
+    }
+
+    /// The Qdrant gRPC URL.
+    pub fn qdrant_url(&self) -> &str {
+        &self.qdrant_url
+    }
+
+    /// A Qdrant client (unchecked; prefer [`TestEnv::qdrant`] for reads).
+    pub fn qdrant_client(&self) -> Arc<Qdrant> {
+        self.client.clone()
+    }
+
+    /// Project-scoped, checked access to the collection.
+    pub fn qdrant(&self) -> &ScopedQdrant {
+        &self.scoped
+    }
+
+    /// Namespaces of dead owners this environment removed when it started.
+    pub fn reaped(&self) -> usize {
+        self.reaped
+    }
+
+    /// Nearest points of this project (always filtered by project).
+    pub async fn search(
+        &self,
+        vector: Vec<f32>,
+        limit: u64,
+    ) -> Result<Vec<qdrant_client::qdrant::ScoredPoint>, HarnessError> {
+        self.scoped.search(vector, limit).await
+    }
+
+    /// Enqueues one job on this environment's queue.
+    pub async fn enqueue(&self, payload: Value) -> Result<JobId, HarnessError> {
+        self.queue
+            .enqueue(NewJob::new(payload))
+            .await
+            .map_err(|e| HarnessError::pg("enqueueing")(boxed(e)))
+    }
+
+    /// The wake-up listener shared by this environment's workers (started on first use).
+    pub async fn waker(&self) -> Result<Arc<QueueWaker>, HarnessError> {
+        self.waker
+            .get_or_try_init(|| async {
+                QueueWaker::start(&self.pool)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| HarnessError::pg("listening for wake-ups")(boxed(e)))
+            })
+            .await
+            .cloned()
+    }
+
+    /// One worker bound to this environment's queue, running `handler`.
+    pub async fn spawn_worker(
+        &self,
+        handler: impl JobHandler,
+    ) -> Result<WorkerHandle, HarnessError> {
+        self.spawn_workers(handler, 1).await
+    }
+
+    /// `concurrency` workers bound to this environment's queue, running `handler`.
+    pub async fn spawn_workers(
+        &self,
+        handler: impl JobHandler,
+        concurrency: usize,
+    ) -> Result<WorkerHandle, HarnessError> {
+        let waker = self.waker().await?;
+        Ok(WorkerHandle::spawn(
+            self.queue.clone(),
+            waker,
+            Arc::new(handler),
+            concurrency,
+        ))
+    }
+
+    /// Serves `router` (built by the test from this environment's pool, queue and collection)
+    /// on an ephemeral port.
+    pub async fn spawn_app(&self, router: axum::Router) -> Result<TestApp, HarnessError> {
+        TestApp::serve(router).await
+    }
+
+    /// Waits until row `id` is finished (completed or dead) and returns it; on timeout fails
+    /// with a dump of the queue's state.
+    pub async fn wait_for_job(
+        &self,
+        id: JobId,
+        timeout: Duration,
+    ) -> Result<JobRecord, HarnessError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let row = self
+                .queue
+                .get(id)
+                .await
+                .map_err(|e| HarnessError::pg("reading a job")(boxed(e)))?;
+            match row {
+                Some(row) if matches!(row.status, JobStatus::Completed | JobStatus::Dead) => {
+                    return Ok(row)
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(self
+                        .timeout(
+                            format!("job {id} of queue {} to finish", self.queue_id()),
+                            timeout,
+                        )
+                        .await)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Waits until nothing is pending, processing or awaiting a retry in this queue.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stats = self
+                .queue
+                .stats()
+                .await
+                .map_err(|e| HarnessError::pg("reading queue stats")(boxed(e)))?;
+            if stats.depth() == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self
+                    .timeout(format!("queue {} to be idle", self.queue_id()), timeout)
+                    .await);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn timeout(&self, what: String, timeout: Duration) -> HarnessError {
+        HarnessError::Timeout {
+            what,
+            timeout,
+            dump: self.state_dump().await,
+        }
+    }
+
+    /// This environment's queue rows by status, the latest errors and recent log lines.
+    pub async fn state_dump(&self) -> String {
+        let mut out = format!(
+            "--- state of {} (collection {}, project {})\n",
+            self.queue_id(),
+            self.collection,
+            self.project()
+        );
+        match self.queue.stats().await {
+            Ok(stats) => out.push_str(&format!(
+                "rows by status: {:?} (paused: {})\n",
+                stats.by_status, stats.paused
+            )),
+            Err(err) => out.push_str(&format!("rows by status: unavailable ({err})\n")),
+        }
+        for status in [
+            JobStatus::Processing,
+            JobStatus::Failed,
+            JobStatus::Pending,
+            JobStatus::Dead,
+        ] {
+            if let Ok(rows) = self.queue.list(status, 5).await {
+                for row in rows {
+                    out.push_str(&format!(
+                        "  {} #{} attempts {}/{} locked_by {:?} last_error {:?}\n",
+                        status.as_str(),
+                        row.id,
+                        row.attempts,
+                        row.max_attempts,
+                        row.locked_by,
+                        row.last_error
+                    ));
+                }
+            }
+        }
+        out.push_str("recent log lines:\n");
+        for line in logs::recent(self.queue_id().as_str(), 30) {
+            out.push_str("  ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Fails when this test read its collection without the project filter (through
+    /// [`TestEnv::qdrant`]) or wrote queue rows outside its own queue.
+    pub async fn assert_isolated(&self) -> Result<(), HarnessError> {
+        let mut breaches: Vec<String> = self
+            .scoped
+            .violations()
+            .into_iter()
+            .map(|IsolationViolation(v)| v)
+            .collect();
+        let foreign =
+            service::namespace::rows_written_outside(&self.pool, &self.app_name, self.queue_id())
+                .await
+                .map_err(|e| HarnessError::pg("checking foreign writes")(boxed(e)))?;
+        for (queue, n) in foreign {
+            breaches.push(format!(
+                "{n} queue row(s) written to queue {queue:?}, not this test's {:?}",
+                self.queue_id().as_str()
+            ));
+        }
+        if breaches.is_empty() {
+            Ok(())
+        } else {
+            Err(HarnessError::Isolation(breaches.join("; ")))
+        }
+    }
+
+    /// Checks isolation, then removes the environment's rows, points (and per-test collection).
+    pub async fn finish(mut self) -> Result<(), HarnessError> {
+        let isolated = self.assert_isolated().await;
+        self.cleanup_now().await?;
+        isolated
+    }
+
+    async fn cleanup_now(&mut self) -> Result<(), HarnessError> {
+        let Some(guard) = self.guard.take() else {
+            return Ok(());
+        };
+        remove_points(&self.client, &self.collection, self.project(), self.mode).await;
+        guard
+            .release()
+            .await
+            .map_err(|e| HarnessError::pg("releasing the namespace")(boxed(e)))
+    }
+}
+
+async fn remove_points(client: &Qdrant, collection: &str, project: &str, mode: CollectionMode) {
+    let result = match mode {
+        CollectionMode::PerTest => client.delete_collection(collection).await.map(|_| ()),
+        CollectionMode::PerSlot => client
+            .delete_points(
+                DeletePointsBuilder::new(collection)
+                    .points(Filter::must([Condition::matches(
+                        PROJECT_FIELD,
+                        project.to_owned(),
+                    )]))
+                    .wait(true),
+            )
+            .await
+            .map(|_| ()),
+    };
+    if let Err(err) = result {
+        tracing::warn!(%collection, error = %err, "removing the test's points failed; the next environment reaps them");
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        // Drop may run while the test's runtime is blocked (or unwinding): clean up with fresh
+        // connections on a thread of our own, then let the lock go with the guard's connection.
+        let (url, qdrant_url) = (self.database_url.clone(), self.qdrant_url.clone());
+        let (namespace, collection, project, mode) = (
+            self.namespace.id.clone(),
+            self.collection.clone(),
+            self.project().to_owned(),
+            self.mode,
+        );
+        let (app_name, queue_id) = (self.app_name.clone(), self.queue_id().clone());
+        let breaches = self.scoped.violations();
+        let cleanup = std::thread::spawn(move || -> Result<Vec<(String, i64)>, String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                if let Ok(client) = Qdrant::from_url(&qdrant_url).skip_compatibility_check().build() {
+                    remove_points(&client, &collection, &project, mode).await;
+                }
+                let mut conn = PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+                let foreign: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT queue_id, count(*) FROM queue_jobs WHERE created_by = $1 AND queue_id <> $2 GROUP BY queue_id",
+                )
+                .bind(&app_name)
+                .bind(queue_id.as_str())
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                for statement in [
+                    "DELETE FROM queue_jobs WHERE queue_id = $1",
+                    "DELETE FROM queue_settings WHERE queue_id = $1",
+                    "DELETE FROM queue_namespaces WHERE namespace = $1",
+                ] {
+                    sqlx::query(statement).bind(&namespace).execute(&mut conn).await.map_err(|e| e.to_string())?;
+                }
+                let _ = conn.close().await;
+                Ok(foreign)
+            })
+        });
+        let foreign = match cleanup.join() {
+            Ok(Ok(foreign)) => foreign,
+            Ok(Err(err)) => {
+                eprintln!(
+                    "harness: cleanup of {} failed ({err}); the next environment reaps it",
+                    self.namespace.id
+                );
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        drop(guard);
+        if !std::thread::panicking() && (!breaches.is_empty() || !foreign.is_empty()) {
+            panic!(
+                "test environment {} broke isolation: {:?}; queue rows written to other queues: {:?}",
+                self.namespace.id, breaches, foreign
+            );
+        }
+    }
+}
+
+/// The running test's name: nextest's `NEXTEST_TEST_NAME`, else the test thread's name.
+fn current_test_name() -> String {
+    std::env::var("NEXTEST_TEST_NAME")
+        .ok()
+        .or_else(|| std::thread::current().name().map(str::to_owned))
+        .map(|name| name.rsplit("::").next().unwrap_or(&name).to_owned())
+        .unwrap_or_else(|| "test".to_owned())
+}

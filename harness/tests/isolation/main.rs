@@ -1,0 +1,8 @@
+//! The harness's promise, tested: parallel environments on shared servers never see each other,
+//! cleanup survives panics and kills, and the isolation checker catches the mistakes.
+
+mod checker;
+mod cleanup;
+mod helpers;
+mod seed_race;
+mod waits;

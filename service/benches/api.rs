@@ -1,0 +1,124 @@
+//! `POST /index` latency under load: 200 concurrent clients, 10-file requests, against the real
+//! service (PostgreSQL, embedded Qdrant, workers off so only the request path is measured).
+//! Target: p99 ≤ 20 ms.
+//!
+//! Run: `cargo bench -p service --bench api` (env `API_BENCH_REQUESTS_PER_CLIENT`, default 10).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use service::configuration::Settings;
+use service::startup::Application;
+
+const CLIENTS: usize = 200;
+const FILES_PER_REQUEST: usize = 10;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service::telemetry::init("warn,sqlx=error");
+    let per_client: usize = std::env::var("API_BENCH_REQUESTS_PER_CLIENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let qdrant = qdrant_embedded::start(qdrant_embedded::Config::default()).await?;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.worker.concurrency = 0;
+    settings.database.max_connections = 20;
+    settings.queue.queue_id = format!("bench_api_{unique}");
+    settings.qdrant.url = Some(qdrant.url());
+    settings.qdrant.collection = format!("bench_api_{unique}");
+    let app = Application::build(settings).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()?;
+    let body = request_body();
+    // Warm-up: connections and prepared statements.
+    for _ in 0..20 {
+        post(&client, &address, &body).await?;
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (client, address, body) = (client.clone(), address.clone(), body.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                latencies.push(post(&client, &address, &body).await?);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        latencies.extend(result??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    println!(
+        "POST /index ({FILES_PER_REQUEST} files) x {} requests from {CLIENTS} concurrent clients in {:.2?}: {:.0} req/s",
+        latencies.len(),
+        elapsed,
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "latency p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}  (target p99 <= 20ms: {})",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0),
+        if pct(0.99) <= Duration::from_millis(20) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+
+    // Clean up this run's rows.
+    sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
+        .bind(state.queue.id().as_str())
+        .execute(&state.pool)
+        .await?;
+    state.queue.purge().await?;
+    shutdown.cancel();
+    server.await??;
+    qdrant.stop().await;
+    Ok(())
+}
+
+fn request_body() -> Value {
+    let files: Vec<Value> = (0..FILES_PER_REQUEST)
+        .map(|i| {
+            json!({
+                "path": format!("src/module_{i}.rs"),
+                "content": format!("/// Function {i}.\npub fn function_{i}(x: u64) -> u64 {{\n    x * {i} + 1\n}}\n"),
+            })
+        })
+        .collect();
+    json!({ "project": "bench-api", "files": files })
+}
+
+async fn post(client: &reqwest::Client, address: &str, body: &Value) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let response = client
+        .post(format!("{address}/index"))
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    response.bytes().await?;
+    anyhow::ensure!(
+        status == reqwest::StatusCode::ACCEPTED,
+        "POST /index answered {status}"
+    );
+    Ok(started.elapsed())
+}

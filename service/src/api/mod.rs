@@ -1,0 +1,169 @@
+//! The HTTP API: [`router`] builds every route from an [`AppState`], in one place.
+//!
+//! One file per resource: [`index`] (`POST /index`, `POST /index/repository`), [`jobs`]
+//! (`GET /jobs/{id}`), [`search`], [`projects`], [`health`] (`/healthz`, `/readyz`), [`admin`]
+//! (`/admin/queue/...`, bearer token), [`metrics`] (`/metrics`), [`openapi`] (`/openapi.json`);
+//! [`error`] holds the one error type every handler returns.
+
+pub mod admin;
+pub mod error;
+pub mod health;
+pub mod index;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
+pub mod projects;
+pub mod search;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::index::Indexer;
+use crate::metrics::Metrics;
+use crate::queue::Queue;
+
+/// Request limits and per-row settings the handlers apply.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most files in one `POST /index`.
+    pub max_files_per_request: usize,
+    /// Largest request body in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Time limit of a request (admin routes excepted).
+    pub request_timeout: Duration,
+    /// Attempts per queue row before it goes dead.
+    pub max_attempts: i32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_files_per_request: 1000,
+            body_limit_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// What every handler shares: the database, the queue, the indexer, the admin token, metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL pool (job tables, readiness).
+    pub pool: PgPool,
+    /// The queue requests enqueue on.
+    pub queue: Queue,
+    /// Search and project deletion (workers index with their own handle to the same indexer).
+    pub indexer: Arc<Indexer>,
+    /// Counters shared with the worker pool.
+    pub metrics: Arc<Metrics>,
+    /// Request limits.
+    pub limits: Limits,
+    /// SHA-256 of the admin token; `None` refuses every admin request.
+    admin_token_hash: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("queue_id", self.queue.id())
+            .field("limits", &self.limits)
+            .field("admin_token", &self.admin_token_hash.map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over the given pool, queue and indexer; `admin_token` guards `/admin` (none = 401).
+    pub fn new(
+        pool: PgPool,
+        queue: Queue,
+        indexer: Arc<Indexer>,
+        admin_token: Option<String>,
+    ) -> Self {
+        Self {
+            pool,
+            queue,
+            indexer,
+            metrics: Arc::default(),
+            limits: Limits::default(),
+            admin_token_hash: admin_token
+                .filter(|token| !token.is_empty())
+                .map(|token| Sha256::digest(token.as_bytes()).into()),
+        }
+    }
+
+    /// The same state counting into `metrics` (share it with the worker pool).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The same state with other limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether `token` is the admin token, compared in constant time (over SHA-256 digests, so
+    /// the length of the configured token does not leak either).
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match &self.admin_token_hash {
+            Some(expected) => {
+                let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                bool::from(given.ct_eq(expected))
+            }
+            None => false,
+        }
+    }
+}
+
+/// Every route of the service over `state`. Layers wrap what comes before them, so tracing
+/// (added last) is outermost and error logs land inside the request's span.
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let public = Router::new()
+        .route("/index", post(index::index_files))
+        .route("/index/repository", post(index::index_repository))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/search", get(search::search))
+        .route("/projects/{project}", delete(projects::delete_project))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ));
+    public
+        .merge(admin::router(state.clone()))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or(request.uri().path(), MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), route = %route)
+            }),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see GET /openapi.json".into())
+}

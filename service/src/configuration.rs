@@ -1,0 +1,375 @@
+//! Settings: one typed tree, read once from CLI flags and environment variables (clap), with
+//! defaults that make `cargo run -p service` work on a newcomer's machine.
+//!
+//! Every flag has an environment variable; `service --help` lists both. Tests build
+//! [`Settings`] in code, starting from [`Settings::default`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+use crate::index::EmbedderConfig;
+use crate::queue::{QueueConfig, RetryPolicy};
+use crate::worker::WorkerConfig;
+
+/// The whole configuration of the service.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(
+    name = "service",
+    version,
+    about = "Reference queue-and-vector service: HTTP API and indexing workers over a PostgreSQL queue"
+)]
+pub struct Settings {
+    /// HTTP server.
+    #[command(flatten)]
+    pub server: ServerSettings,
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// The queue this instance enqueues on and works.
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    /// The worker pool.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    /// Qdrant (external or embedded).
+    #[command(flatten)]
+    pub qdrant: QdrantSettings,
+    /// The embedding model's assets.
+    #[command(flatten)]
+    pub embedding: EmbeddingSettings,
+    /// Bearer token of the admin API; without one, every admin request is refused (401).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+}
+
+/// Where and how the HTTP server listens.
+#[derive(Clone, Debug, Args)]
+pub struct ServerSettings {
+    /// Address to bind.
+    #[arg(long = "host", env = "HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one (the bound port is logged and returned by `Application::port`).
+    #[arg(long = "port", env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Largest accepted request body in bytes; larger ones get 413.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Most files in one `POST /index` request.
+    #[arg(long, env = "MAX_FILES_PER_REQUEST", default_value_t = 1000)]
+    pub max_files_per_request: usize,
+    /// Time limit of a request (admin drain excepted), in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight work before releasing its leases, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            body_limit_bytes: 8 * 1024 * 1024,
+            max_files_per_request: 1000,
+            request_timeout_secs: 30,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The socket address to bind.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// How to reach PostgreSQL.
+#[derive(Clone, Debug, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL; the database is created if missing.
+    #[arg(id = "database_url", long = "database-url", env = "DATABASE_URL", default_value = crate::db::DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub url: SecretString,
+    /// Connections in the pool.
+    #[arg(
+        long = "database-max-connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection.
+    #[arg(
+        long = "database-acquire-timeout-secs",
+        env = "DATABASE_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(crate::db::database_url_from_env()),
+            max_connections: 10,
+            acquire_timeout_secs: 10,
+        }
+    }
+}
+
+/// The queue and its timing.
+#[derive(Clone, Debug, Args)]
+pub struct QueueSettings {
+    /// The queue id this instance enqueues on and works (tests use one each).
+    #[arg(long = "queue-id", env = "QUEUE_ID", default_value = "index")]
+    pub queue_id: String,
+    /// Seconds a claim stays owned without a heartbeat.
+    #[arg(long = "lease-secs", env = "QUEUE_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Milliseconds an idle worker waits for a notification before polling anyway.
+    #[arg(
+        long = "poll-interval-ms",
+        env = "QUEUE_POLL_INTERVAL_MS",
+        default_value_t = 2000
+    )]
+    pub poll_interval_ms: u64,
+    /// Attempts per row before it goes to the dead-letter queue.
+    #[arg(long = "max-attempts", env = "QUEUE_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: i32,
+    /// Milliseconds before the first retry of a transient failure (doubling after).
+    #[arg(
+        long = "retry-base-ms",
+        env = "QUEUE_RETRY_BASE_MS",
+        default_value_t = 1000
+    )]
+    pub retry_base_ms: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            queue_id: "index".into(),
+            lease_secs: 30,
+            poll_interval_ms: 2000,
+            max_attempts: 5,
+            retry_base_ms: 1000,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The queue core's timing config.
+    pub fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            retry: RetryPolicy {
+                base: Duration::from_millis(self.retry_base_ms),
+                ..RetryPolicy::default()
+            },
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+        }
+    }
+}
+
+/// The worker pool.
+#[derive(Clone, Debug, Args)]
+pub struct WorkerSettings {
+    /// Files indexed at once; 0 runs the API without workers.
+    #[arg(long = "workers", env = "WORKER_CONCURRENCY", default_value_t = 3)]
+    pub concurrency: usize,
+    /// Where repository checkouts are made (a temporary folder each); default: the system temp dir.
+    #[arg(long = "scratch-dir", env = "WORKER_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Largest file indexed, in bytes; a larger one fails permanently (or is skipped in a repository).
+    #[arg(long = "max-file-bytes", env = "WORKER_MAX_FILE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_file_bytes: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 3,
+            scratch_dir: None,
+            max_file_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// The worker pool's config for a queue with the given lease.
+    pub fn worker_config(&self, queue: &QueueSettings, shutdown_timeout: Duration) -> WorkerConfig {
+        let lease = queue.queue_config().lease;
+        WorkerConfig {
+            concurrency: self.concurrency.max(1),
+            heartbeat_interval: (lease / 3).max(Duration::from_millis(100)),
+            rescue_interval: lease,
+            shutdown_timeout,
+            scratch_dir: self.scratch_dir.clone(),
+            max_file_bytes: self.max_file_bytes,
+            ..WorkerConfig::default()
+        }
+    }
+}
+
+/// Qdrant: an external server, or the embedded one with data in a local folder.
+#[derive(Clone, Debug, Args)]
+pub struct QdrantSettings {
+    /// gRPC URL of a Qdrant server (e.g. http://127.0.0.1:6334); unset = embedded Qdrant.
+    #[arg(id = "qdrant_url", long = "qdrant-url", env = "QDRANT_URL")]
+    pub url: Option<String>,
+    /// Data folder of the embedded Qdrant (used when QDRANT_URL is unset).
+    #[arg(
+        long = "qdrant-data-dir",
+        env = "QDRANT_DATA_DIR",
+        default_value = ".data/qdrant"
+    )]
+    pub data_dir: PathBuf,
+    /// Collection holding the chunks of every project.
+    #[arg(
+        long = "qdrant-collection",
+        env = "QDRANT_COLLECTION",
+        default_value = "code_chunks"
+    )]
+    pub collection: String,
+}
+
+impl Default for QdrantSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from(".data/qdrant"),
+            collection: "code_chunks".into(),
+        }
+    }
+}
+
+/// Where the embedding model and ONNX Runtime are (fetched by `scripts/fetch-assets.sh`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct EmbeddingSettings {
+    /// Folder holding model.onnx and the tokenizer files; default: .assets/model.
+    #[arg(long = "model-dir", env = "QV_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Absolute path of libonnxruntime.so (1.24+); default: .assets/onnxruntime/.
+    #[arg(long = "ort-dylib-path", env = "ORT_DYLIB_PATH")]
+    pub ort_dylib_path: Option<PathBuf>,
+}
+
+impl EmbeddingSettings {
+    /// The embedder config: the given paths, else the repository's `.assets/` folder.
+    pub fn embedder_config(&self) -> EmbedderConfig {
+        let defaults = EmbedderConfig::from_env();
+        EmbedderConfig::new(
+            self.model_dir.clone().unwrap_or(defaults.model_dir),
+            self.ort_dylib_path
+                .clone()
+                .unwrap_or(defaults.ort_dylib_path),
+        )
+    }
+}
+
+/// A string that never shows up in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl FromStr for SecretString {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString([redacted])")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A database URL with its password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret = SecretString::from("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_cli_parses_with_defaults() {
+        let settings = Settings::try_parse_from(["service", "--port", "0", "--workers", "2"])
+            .expect("flags parse");
+        assert_eq!(settings.server.port, 0);
+        assert_eq!(settings.worker.concurrency, 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the service over HTTP (real PostgreSQL, embedded Qdrant, real model), plus
+//! handler tests through `router(state).oneshot(..)`.
+
+mod admin;
+mod bad_input;
+mod handlers;
+mod helpers;
+mod index_and_search;
+mod lifecycle;
+mod repository;
