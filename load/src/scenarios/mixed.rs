@@ -192,8 +192,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
                 let fail_at = failing_step(run, rate);
                 let finished = match fail_at {
                     None => rows.iter().any(|r| {
-                        r.payload["step"] == STEPS - 1
-                            && r.status == JobStatus::Completed
+                        r.payload["step"] == STEPS - 1 && r.status == JobStatus::Completed
                     }),
                     Some(_) => rows.iter().any(|r| {
                         r.payload["kind"] == "cleanup" && r.status == JobStatus::Completed
