@@ -144,7 +144,8 @@ impl TestEnvBuilder {
         let reaped = reaper::reap(&pool, &client, namespace.run.as_deref()).await?;
 
         let collection = match mode {
-            CollectionMode::PerSlot => namespace.id.clone(),
+            // The dimension is part of the name: the slot's next test may want another one.
+            CollectionMode::PerSlot => format!("{}d{}", namespace.id, self.vector_size),
             CollectionMode::PerTest => {
                 format!(
                     "{}_c{}",

@@ -16,6 +16,8 @@
 //!   is reaped when the next environment starts.
 //! - [`TestEnv::spawn_worker`]: workers bound to the environment's queue, running your handler.
 //! - [`TestEnv::spawn_app`]: any axum `Router` served on an ephemeral port.
+//! - [`TestEnv::spawn_service_app`] / [`TestEnv::spawn_service_worker`]: the reference service's
+//!   router and worker pool bound to the environment.
 //! - [`TestEnv::wait_for_job`] / [`TestEnv::wait_idle`]: waits that fail with a state dump.
 //! - [`TestEnv::search`] and [`TestEnv::assert_isolated`]: project-scoped reads, and a check
 //!   that fails a test which read without the project filter or wrote into another queue.
@@ -30,6 +32,7 @@ mod isolation;
 mod logs;
 mod naming;
 mod reaper;
+mod reference;
 mod wait;
 mod worker;
 

@@ -53,7 +53,7 @@ pub(crate) async fn reap(
     Ok(abandoned.len())
 }
 
-/// Per-slot collections (`t_<run>_s<slot>`) outlive their tests so the slot's next test reuses
+/// Per-slot collections (`t_<run>_s<slot>d<dim>`) outlive their tests so the slot's next test reuses
 /// them; once no environment of their run is alive, they go.
 async fn reap_finished_runs(
     pool: &PgPool,
@@ -86,7 +86,7 @@ async fn reap_finished_runs(
     Ok(())
 }
 
-/// `t_<run>` for a per-slot collection name `t_<run>_s<slot>`.
+/// `t_<run>` for a per-slot collection name `t_<run>_s<slot>[x<n>]d<dim>`.
 pub(crate) fn slot_collection_run(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(PREFIX)?;
     let (run, slot) = rest.split_once("_s")?;
@@ -94,7 +94,7 @@ pub(crate) fn slot_collection_run(name: &str) -> Option<&str> {
         && run.chars().all(|c| c.is_ascii_alphanumeric())
         && !slot.is_empty()
         && slot.starts_with(|c: char| c.is_ascii_digit())
-        && slot.chars().all(|c| c.is_ascii_digit() || c == 'x');
+        && slot.chars().all(|c| c.is_ascii_digit() || c == 'x' || c == 'd');
     valid.then(|| &name[..PREFIX.len() + run.len()])
 }
 

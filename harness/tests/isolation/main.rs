@@ -4,5 +4,6 @@
 mod checker;
 mod cleanup;
 mod helpers;
+mod reference;
 mod seed_race;
 mod waits;
