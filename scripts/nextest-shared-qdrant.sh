@@ -30,12 +30,17 @@ if [ -f "$state/port" ] && healthy "$(cat "$state/port")"; then
     echo "QDRANT_URL=http://127.0.0.1:$(cat "$state/port")" >> "$NEXTEST_ENV"
     exit 0
 fi
-binary=$(cd "$root" && cargo build -q -p qdrant-embedded --bin qdrant-embedded --message-format=json \
-    | python3 -c 'import json,sys
+# The test build already made the binary (qdrant-embedded has integration tests); building it
+# here with `-p` would resolve features differently and recompile qdrant-edge.
+binary="$target/debug/qdrant-embedded"
+if [ ! -x "$binary" ]; then
+    binary=$(cd "$root" && cargo build -q -p qdrant-embedded --bin qdrant-embedded --message-format=json \
+        | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "qdrant-embedded":
         print(m["executable"])')
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -rf "$state/data"
 # fd 9 holds the lock: the server must not inherit it.
