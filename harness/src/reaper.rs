@@ -94,7 +94,9 @@ pub(crate) fn slot_collection_run(name: &str) -> Option<&str> {
         && run.chars().all(|c| c.is_ascii_alphanumeric())
         && !slot.is_empty()
         && slot.starts_with(|c: char| c.is_ascii_digit())
-        && slot.chars().all(|c| c.is_ascii_digit() || c == 'x' || c == 'd');
+        && slot
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == 'x' || c == 'd');
     valid.then(|| &name[..PREFIX.len() + run.len()])
 }
 

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 use crate::error::StartError;
 use crate::service::{Api, State};
@@ -146,7 +147,16 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     tracing::info!(%addr, data_dir = %data_dir.display(), "embedded Qdrant listening");
     let task = tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(listener);
+        // serve_with_incoming ignores the builder's tcp_nodelay: without it, Nagle's algorithm
+        // and delayed ACKs add ~40 ms to small request/response exchanges.
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            if let Ok(stream) = &stream {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %err, "could not disable Nagle's algorithm");
+                }
+            }
+            stream
+        });
         let shutdown = async {
             // A dropped sender also means stop.
             let _ = shutdown_rx.await;
