@@ -659,25 +659,22 @@ impl Drop for TestEnv {
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(async move {
-                if let Ok(client) = Qdrant::from_url(&qdrant_url).skip_compatibility_check().build() {
+                if let Ok(client) = Qdrant::from_url(&qdrant_url)
+                    .skip_compatibility_check()
+                    .build()
+                {
                     remove_points(&client, &collection, &project, mode).await;
                 }
-                let mut conn = PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
-                let foreign: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT queue_id, count(*) FROM queue_jobs WHERE created_by = $1 AND queue_id <> $2 GROUP BY queue_id",
-                )
-                .bind(&app_name)
-                .bind(queue_id.as_str())
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-                for statement in [
-                    "DELETE FROM queue_jobs WHERE queue_id = $1",
-                    "DELETE FROM queue_settings WHERE queue_id = $1",
-                    "DELETE FROM queue_namespaces WHERE namespace = $1",
-                ] {
-                    sqlx::query(statement).bind(&namespace).execute(&mut conn).await.map_err(|e| e.to_string())?;
-                }
+                let mut conn = PgConnection::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let foreign =
+                    service::namespace::rows_written_outside(&mut conn, &app_name, &queue_id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                service::namespace::delete_namespace(&mut conn, &namespace)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let _ = conn.close().await;
                 Ok(foreign)
             })

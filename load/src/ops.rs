@@ -23,7 +23,7 @@ impl Ops {
     /// Claims up to `limit` rows.
     pub async fn claim(&self, limit: u32, worker: &str) -> Result<Vec<ClaimedJob>, sqlx::Error> {
         if self.sabotage != Sabotage::ClaimWithoutLocking {
-            return self.queue.claim(limit, worker).await.map_err(into_sqlx);
+            return self.queue.claim(limit, worker).await.map_err(to_sqlx);
         }
         // The classic bug: candidates read without locks, so two claimers can pick the same rows
         // and the second UPDATE (after waiting for the first) re-claims them.
@@ -61,7 +61,7 @@ impl Ops {
                 .queue
                 .complete_many_with(conn, leases)
                 .await
-                .map_err(into_sqlx);
+                .map_err(to_sqlx);
         }
         // The classic bug: completion by id alone, so a worker that lost its lease still wins.
         let ids: Vec<JobId> = leases.iter().map(|l| l.id).collect();
@@ -79,7 +79,8 @@ impl Ops {
     }
 }
 
-fn into_sqlx(err: service::queue::QueueError) -> sqlx::Error {
+/// A queue error as the sqlx error the engine counts by kind.
+pub fn to_sqlx(err: service::queue::QueueError) -> sqlx::Error {
     match err {
         service::queue::QueueError::Database(err) => err,
         other => sqlx::Error::Protocol(other.to_string()),

@@ -125,7 +125,9 @@ impl NamespaceGuard {
     }
 }
 
-async fn delete_namespace(conn: &mut PgConnection, namespace: &str) -> Result<(), sqlx::Error> {
+/// Deletes a namespace's queue rows, settings, ledger rows and registration (no lock taken: the
+/// caller owns the namespace, or knows its owner is gone).
+pub async fn delete_namespace(conn: &mut PgConnection, namespace: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "DELETE FROM queue_jobs WHERE queue_id = ANY(
              SELECT unnest(queue_ids) FROM queue_namespaces WHERE namespace = $1)",
@@ -229,8 +231,8 @@ impl GroupLock {
 
 /// Queues other than `own` that rows written by clients named `application_name` went to: a
 /// test that enqueued outside its namespace.
-pub async fn rows_written_outside(
-    pool: &PgPool,
+pub async fn rows_written_outside<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     application_name: &str,
     own: &QueueId,
 ) -> Result<Vec<(String, i64)>, NamespaceError> {
@@ -241,7 +243,7 @@ pub async fn rows_written_outside(
     )
     .bind(application_name)
     .bind(own.as_str())
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(rows)
 }

@@ -9,6 +9,7 @@ use service::queue::{JobStatus, NewJob, Queue, QueueConfig};
 use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
 use crate::context::Context;
+use crate::ops::to_sqlx;
 use crate::report::{Invariant, ScenarioReport};
 
 pub async fn run(ctx: &Context, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
@@ -172,12 +173,5 @@ pub(super) fn with_example(detail: String, example: Option<String>) -> String {
     match example {
         Some(example) => format!("{detail}; first: {example}"),
         None => detail,
-    }
-}
-
-pub(super) fn to_sqlx(err: service::queue::QueueError) -> sqlx::Error {
-    match err {
-        service::queue::QueueError::Database(err) => err,
-        other => sqlx::Error::Protocol(other.to_string()),
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 use service::queue::{JobStatus, NewJob, Queue, QueueConfig};
 
-use super::claim::{completed_once, no_job_lost, report, to_sqlx, with_example};
+use super::claim::{completed_once, no_job_lost, report, with_example};
 use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
 use crate::context::Context;
+use crate::ops::to_sqlx;
 use crate::report::{Invariant, ScenarioReport};
 
 const LEASE: Duration = Duration::from_millis(500);

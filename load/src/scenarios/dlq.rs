@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 use service::queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig, RetryPolicy};
 
-use super::claim::{completed_once, no_job_lost, report, to_sqlx};
+use super::claim::{completed_once, no_job_lost, report};
 use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
 use crate::context::Context;
+use crate::ops::to_sqlx;
 use crate::report::{Invariant, ScenarioReport};
 
 /// What job `i` of run `run` is told to do: deterministic, so the checks know what to expect.

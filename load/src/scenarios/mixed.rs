@@ -6,11 +6,12 @@ use std::time::Duration;
 use serde_json::json;
 use service::queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig};
 
-use super::claim::{completed_once, report, to_sqlx, with_example};
+use super::claim::{completed_once, report, with_example};
 use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
 use crate::context::Context;
 use crate::ops::ledger_entries;
+use crate::ops::to_sqlx;
 use crate::report::{Invariant, ScenarioReport};
 
 const STEPS: i64 = 3;
