@@ -29,7 +29,7 @@ pub enum QdrantBackend {
 }
 
 impl PostgresBackend {
-    /// `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/queue_vector`.
+    /// `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/queue_vector?sslmode=disable`.
     pub fn from_env() -> Self {
         PostgresBackend::Url(service::db::database_url_from_env())
     }

@@ -10,8 +10,20 @@ use sqlx::{Connection, PgConnection};
 type TestResult = anyhow::Result<()>;
 
 fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/queue_vector".to_owned())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| service::db::DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// `url` with its database replaced by `name` (its parameters, such as sslmode, kept).
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = path
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("no database in {url}"))?;
+    Ok(if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    })
 }
 
 fn load(args: &[&str]) -> anyhow::Result<Output> {
@@ -187,14 +199,11 @@ async fn a_database_without_the_migrations_is_refused_unless_asked_to_migrate() 
     // Arrange: an empty database of this test's own.
     let name = format!("load_empty_{}", uuid::Uuid::new_v4().simple());
     let base = database_url();
-    let (server, _) = base
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("no database in {base}"))?;
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+    let mut admin = PgConnection::connect(&with_database(&base, "postgres")?).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
-    let url = format!("{server}/{name}");
+    let url = with_database(&base, &name)?;
 
     // Act
     let refused = Command::new(env!("CARGO_BIN_EXE_load"))
