@@ -104,6 +104,14 @@ fn claim_complete(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for claimers in [1u32, 4, 16] {
         for batch in [1u32, 10, 50] {
+            // Every configuration starts from a compact table (the server may run without
+            // autovacuum, and each sample leaves thousands of dead rows).
+            rt.block_on(async {
+                let mut conn = pool.acquire().await.expect("connection");
+                service::queue::vacuum_if_bloated(&mut conn)
+                    .await
+                    .expect("vacuum")
+            });
             let q = queue(&pool, "claim");
             group.bench_with_input(
                 BenchmarkId::new(format!("claimers_{claimers}"), format!("batch_{batch}")),

@@ -24,6 +24,7 @@ mod notify;
 mod retry;
 mod stats;
 mod types;
+mod vacuum;
 
 pub use clock::{Clock, ManualClock};
 pub use complete::FailOutcome;
@@ -33,6 +34,7 @@ pub use stats::QueueStats;
 pub use types::{
     ClaimedJob, FailureKind, JobFailure, JobId, JobRecord, JobStatus, Lease, NewJob, QueueId,
 };
+pub use vacuum::{vacuum_due, vacuum_if_bloated};
 
 use std::time::Duration;
 

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::index::Indexer;
 use crate::jobs::JobStoreError;
 use crate::metrics::{Metrics, RowResult};
-use crate::queue::{ClaimedJob, JobFailure, JobId, Lease, Queue, QueueError, QueueWaker};
+use crate::queue::{self, ClaimedJob, JobFailure, JobId, Lease, Queue, QueueError, QueueWaker};
 
 pub use task::{failure_kind, FilePayload, RepositoryPayload, Task};
 
@@ -308,9 +308,22 @@ impl WorkerPool {
                     if let Err(error) = self.queue.rescue_expired().await {
                         tracing::warn!(%error, "rescue of expired leases failed");
                     }
+                    self.vacuum_if_bloated().await;
                 }
                 () = stop.cancelled() => break,
             }
+        }
+    }
+
+    /// Compacts the queue table when the server's autovacuum has not (see
+    /// [`queue::vacuum_if_bloated`]).
+    async fn vacuum_if_bloated(&self) {
+        let result = match self.queue.pool().acquire().await {
+            Ok(mut conn) => queue::vacuum_if_bloated(&mut conn).await,
+            Err(error) => Err(QueueError::from(error)),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "vacuuming the queue table failed");
         }
     }
 

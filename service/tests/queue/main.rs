@@ -9,3 +9,4 @@ mod lease;
 mod migrate;
 mod notify;
 mod retry;
+mod vacuum;
