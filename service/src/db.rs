@@ -4,10 +4,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-/// Where a newcomer's PostgreSQL lives when `DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/queue_vector";
+/// Where a newcomer's PostgreSQL lives when `DATABASE_URL` is not set. TLS on loopback only costs
+/// time (a handshake of several ms per connection, paid by every test process).
+pub const DEFAULT_DATABASE_URL: &str =
+    "postgres://postgres@127.0.0.1:5432/queue_vector?sslmode=disable";
 
 /// The workspace's only migrator: `migrations/` at the repository root.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -86,6 +88,11 @@ pub async fn connect(
 /// A session advisory lock serialises the processes; the ones that wait find everything applied.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     let mut conn = pool.acquire().await?;
+    migrate_on(&mut conn).await
+}
+
+/// [`migrate`] on a given connection.
+pub async fn migrate_on(conn: &mut PgConnection) -> Result<(), DbError> {
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
         .execute(&mut *conn)
@@ -102,16 +109,22 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// True when every migration of this build is applied to the pool's database.
 pub async fn is_migrated(pool: &PgPool) -> Result<bool, DbError> {
+    let mut conn = pool.acquire().await?;
+    is_migrated_on(&mut conn).await
+}
+
+/// [`is_migrated`] on a given connection.
+pub async fn is_migrated_on(conn: &mut PgConnection) -> Result<bool, DbError> {
     let table_exists: bool =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     if !table_exists {
         return Ok(false);
     }
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     Ok(MIGRATOR
         .iter()

@@ -48,24 +48,9 @@ impl NamespaceGuard {
         resources: Value,
     ) -> Result<Self, NamespaceError> {
         let mut conn = PgConnection::connect_with(options).await?;
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(namespace)
-                .fetch_one(&mut conn)
-                .await?;
-        if !locked {
+        if !take(&mut conn, namespace, &resources, &[]).await? {
             return Err(NamespaceError::Busy(namespace.to_owned()));
         }
-        // A previous owner of this name that died left its row: take it over (rows are cleaned
-        // by the caller at acquire, since the name is being reused).
-        sqlx::query(
-            "INSERT INTO queue_namespaces (namespace, resources) VALUES ($1, $2)
-             ON CONFLICT (namespace) DO UPDATE SET resources = excluded.resources, created_at = now()",
-        )
-        .bind(namespace)
-        .bind(&resources)
-        .execute(&mut conn)
-        .await?;
         Ok(Self {
             namespace: namespace.to_owned(),
             conn,
@@ -81,11 +66,7 @@ impl NamespaceGuard {
     /// reaper that takes the group's lock exclusively knows no member is alive. Waits while a
     /// reaper holds it.
     pub async fn hold_group(&mut self, group: &str) -> Result<(), NamespaceError> {
-        sqlx::query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))")
-            .bind(group)
-            .execute(&mut self.conn)
-            .await?;
-        Ok(())
+        hold_group(&mut self.conn, group).await
     }
 
     /// Records a queue of this namespace, so a reaper deletes its rows if the owner dies.
@@ -113,46 +94,114 @@ impl NamespaceGuard {
 
     /// Deletes the namespace's queue rows and registration, and gives up the lock.
     pub async fn release(mut self) -> Result<(), NamespaceError> {
-        let mut tx = self.conn.begin().await?;
-        delete_namespace(&mut tx, &self.namespace).await?;
-        tx.commit().await?;
-        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(&self.namespace)
-            .execute(&mut self.conn)
-            .await?;
+        release(&mut self.conn, &self.namespace).await?;
         self.conn.close().await?;
         Ok(())
     }
 }
 
-/// Deletes a namespace's queue rows, settings, ledger rows and registration (no lock taken: the
-/// caller owns the namespace, or knows its owner is gone).
+/// Takes `namespace` on `conn`, a session that may hold many namespaces at once, registers it
+/// with `queues` and empties them, along with the queues a dead previous owner of the name left.
+/// False when a live owner holds it.
+pub async fn take(
+    conn: &mut PgConnection,
+    namespace: &str,
+    resources: &Value,
+    queues: &[&QueueId],
+) -> Result<bool, NamespaceError> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(namespace)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    let queues: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
+    // One statement: every CTE sees the registration as it was before, so a dead owner's queues
+    // are emptied too.
+    let registered = sqlx::query(
+        "WITH queues AS (
+                 SELECT $3::text[] || ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
+                                            WHERE namespace = $1) AS ids),
+              reg AS (INSERT INTO queue_namespaces (namespace, resources, queue_ids)
+                      VALUES ($1, $2, $3)
+                      ON CONFLICT (namespace) DO UPDATE
+                      SET resources = excluded.resources, queue_ids = excluded.queue_ids,
+                          created_at = now()),
+              jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
+              settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM queues)::text[]))
+         SELECT 1",
+    )
+    .bind(namespace)
+    .bind(resources)
+    .bind(&queues)
+    .execute(&mut *conn)
+    .await;
+    if let Err(err) = registered {
+        // Do not keep a lock on a namespace that was not registered.
+        let _ = unlock(conn, namespace).await;
+        return Err(err.into());
+    }
+    Ok(true)
+}
+
+/// Deletes `namespace`'s rows and registration, then gives up its lock held by `conn`.
+pub async fn release(conn: &mut PgConnection, namespace: &str) -> Result<(), NamespaceError> {
+    delete_namespace(&mut *conn, namespace).await?;
+    unlock(conn, namespace).await?;
+    Ok(())
+}
+
+async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Holds a shared lock on `group` on `conn` for as long as the session lives (see
+/// [`NamespaceGuard::hold_group`]); waits while a reaper holds it exclusively.
+pub async fn hold_group(conn: &mut PgConnection, group: &str) -> Result<(), NamespaceError> {
+    sqlx::query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))")
+        .bind(group)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes `group`'s lock exclusively on `conn` if no member holds it (see [`GroupLock`]); give it
+/// back with [`unlock_group`].
+pub async fn try_lock_group(conn: &mut PgConnection, group: &str) -> Result<bool, NamespaceError> {
+    Ok(
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(group)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Gives back a lock taken with [`try_lock_group`].
+pub async fn unlock_group(conn: &mut PgConnection, group: &str) -> Result<(), NamespaceError> {
+    Ok(unlock(conn, group).await?)
+}
+
+/// Deletes a namespace's queue rows, settings, ledger rows and registration in one statement (no
+/// lock taken: the caller owns the namespace, or knows its owner is gone).
 pub async fn delete_namespace(conn: &mut PgConnection, namespace: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "DELETE FROM queue_jobs WHERE queue_id = ANY(
-             SELECT unnest(queue_ids) FROM queue_namespaces WHERE namespace = $1)",
+        "WITH q AS (SELECT ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
+                                 WHERE namespace = $1) AS ids),
+              jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
+              settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
+              ledger AS (DELETE FROM load_ledger
+                         WHERE namespace = ANY(ARRAY[$1::text] || (SELECT ids FROM q))),
+              reg AS (DELETE FROM queue_namespaces WHERE namespace = $1)
+         SELECT 1",
     )
     .bind(namespace)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    sqlx::query(
-        "DELETE FROM queue_settings WHERE queue_id = ANY(
-             SELECT unnest(queue_ids) FROM queue_namespaces WHERE namespace = $1)",
-    )
-    .bind(namespace)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "DELETE FROM load_ledger WHERE namespace = $1 OR namespace = ANY(
-             SELECT unnest(queue_ids) FROM queue_namespaces WHERE namespace = $1)",
-    )
-    .bind(namespace)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM queue_namespaces WHERE namespace = $1")
-        .bind(namespace)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
@@ -163,38 +212,48 @@ pub async fn reap_abandoned(
     pool: &PgPool,
     prefix: &str,
 ) -> Result<Vec<AbandonedNamespace>, NamespaceError> {
-    let candidates: Vec<AbandonedNamespace> = sqlx::query_as(
-        "SELECT namespace, queue_ids, resources FROM queue_namespaces
-         WHERE starts_with(namespace, $1)",
+    let mut conn = pool.acquire().await?;
+    reap_abandoned_on(&mut conn, prefix, &[]).await
+}
+
+/// [`reap_abandoned`] on a session that itself holds the namespaces in `held` (advisory locks are
+/// re-entrant within a session, so those must be left out by name).
+pub async fn reap_abandoned_on(
+    conn: &mut PgConnection,
+    prefix: &str,
+    held: &[String],
+) -> Result<Vec<AbandonedNamespace>, NamespaceError> {
+    // One round trip when nothing is abandoned: the candidates are filtered first (MATERIALIZED),
+    // then each free lock is taken in the same statement.
+    let dead: Vec<AbandonedNamespace> = sqlx::query_as(
+        "WITH candidates AS MATERIALIZED (
+             SELECT namespace, queue_ids, resources FROM queue_namespaces
+             WHERE starts_with(namespace, $1) AND namespace <> ALL($2))
+         SELECT namespace, queue_ids, resources FROM candidates
+         WHERE pg_try_advisory_lock(hashtextextended(namespace, 0))",
     )
     .bind(prefix)
-    .fetch_all(pool)
+    .bind(held)
+    .fetch_all(&mut *conn)
     .await?;
     let mut reaped = Vec::new();
-    let mut conn = pool.acquire().await?;
-    for candidate in candidates {
-        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(&candidate.namespace)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !free {
-            continue;
+    let mut failure = None;
+    for candidate in dead {
+        let result = delete_namespace(&mut *conn, &candidate.namespace).await;
+        // Unlock even after a failed delete: the lock was only taken to reap.
+        unlock(&mut *conn, &candidate.namespace).await?;
+        match result {
+            Ok(()) => {
+                tracing::info!(namespace = %candidate.namespace, "reaped abandoned namespace");
+                reaped.push(candidate);
+            }
+            Err(err) => failure = Some(err),
         }
-        let result = async {
-            let mut tx = (*conn).begin().await?;
-            delete_namespace(&mut tx, &candidate.namespace).await?;
-            tx.commit().await
-        }
-        .await;
-        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(&candidate.namespace)
-            .execute(&mut *conn)
-            .await?;
-        result?;
-        tracing::info!(namespace = %candidate.namespace, "reaped abandoned namespace");
-        reaped.push(candidate);
     }
-    Ok(reaped)
+    match failure {
+        Some(err) => Err(err.into()),
+        None => Ok(reaped),
+    }
 }
 
 /// An exclusive hold on a group (see [`NamespaceGuard::hold_group`]): while held, no member of
@@ -209,10 +268,7 @@ impl GroupLock {
     /// Takes the group's lock if no member holds it; `None` when some member is alive.
     pub async fn try_acquire(pool: &PgPool, group: &str) -> Result<Option<Self>, NamespaceError> {
         let mut conn = pool.acquire().await?;
-        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(group)
-            .fetch_one(&mut *conn)
-            .await?;
+        let free = try_lock_group(&mut conn, group).await?;
         Ok(free.then(|| Self {
             group: group.to_owned(),
             conn,
@@ -221,11 +277,7 @@ impl GroupLock {
 
     /// Gives the lock back.
     pub async fn release(mut self) -> Result<(), NamespaceError> {
-        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(&self.group)
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(())
+        unlock_group(&mut self.conn, &self.group).await
     }
 }
 
