@@ -11,19 +11,19 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::Qdrant;
 use serde_json::{json, Value};
-use service::namespace::{NamespaceError, NamespaceGuard};
+use service::namespace::NamespaceError;
 use service::queue::{
     JobId, JobRecord, JobStatus, NewJob, Queue, QueueConfig, QueueId, QueueWaker,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::OnceCell;
+use sqlx::PgPool;
 
 use crate::app::TestApp;
 use crate::backend::{PostgresBackend, QdrantBackend};
 use crate::error::{boxed, HarnessError};
 use crate::isolation::{IsolationViolation, ScopedQdrant, PROJECT_FIELD};
-use crate::naming::Namespace;
+use crate::naming::{self, Namespace};
+use crate::session::{block_on_runtime, on_runtime, Session};
 use crate::worker::{JobHandler, WorkerHandle};
 use crate::{logs, reaper};
 
@@ -59,12 +59,12 @@ pub struct TestEnv {
     app_name: String,
     database_url: String,
     qdrant_url: String,
-    client: Arc<Qdrant>,
+    session: Arc<Session>,
     collection: String,
     mode: CollectionMode,
     scoped: ScopedQdrant,
-    waker: OnceCell<Arc<QueueWaker>>,
-    guard: Option<NamespaceGuard>,
+    /// Whether the namespace is still held (cleanup not done yet).
+    held: bool,
     reaped: usize,
 }
 
@@ -78,7 +78,8 @@ impl std::fmt::Debug for TestEnv {
     }
 }
 
-/// Connections per process beyond the pool: the namespace lock and, once a worker runs, LISTEN.
+/// Connections per process beyond the pool: the shared session (namespace locks, provisioning)
+/// and, once a worker runs, LISTEN.
 const EXTRA_CONNECTIONS: u32 = 2;
 
 impl TestEnvBuilder {
@@ -129,19 +130,18 @@ impl TestEnvBuilder {
         };
         let database_url = self.postgres.url().await?;
         let qdrant_url = self.qdrant.url().await?;
+        let session = Session::get(&database_url, &qdrant_url).await?;
         let app_name = format!("harness:{}", namespace.id);
         let options = PgConnectOptions::from_str(&database_url)
-            .map_err(|e| HarnessError::pg("parsing DATABASE_URL")(boxed(e)))?;
-
-        let pool_size = self.pool_size.unwrap_or_else(pool_size_from_budget);
-        let pool = connect_pool(&database_url, &options, &app_name, pool_size).await?;
-        let client = Arc::new(
-            Qdrant::from_url(&qdrant_url)
-                .skip_compatibility_check()
-                .build()
-                .map_err(|e| HarnessError::qdrant("connecting")(boxed(e)))?,
-        );
-        let reaped = reaper::reap(&pool, &client, namespace.run.as_deref()).await?;
+            .map_err(|e| HarnessError::pg("parsing DATABASE_URL")(boxed(e)))?
+            .application_name(&app_name)
+            .options([("jit", "off")]);
+        // The test's own pool, opened on first use on the test's runtime; its connections carry
+        // the environment's application_name, which the foreign-write check relies on.
+        let pool = PgPoolOptions::new()
+            .max_connections(self.pool_size.unwrap_or_else(pool_size_from_budget))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options);
 
         let collection = match mode {
             // The dimension is part of the name: the slot's next test may want another one.
@@ -159,29 +159,30 @@ impl TestEnvBuilder {
             "mode": if mode == CollectionMode::PerTest { "per_test" } else { "per_slot" },
             "project": namespace.project,
         });
-        let guard_options = options
-            .clone()
-            .application_name(&format!("harness-lock:{}", namespace.id));
-        let mut guard = acquire_namespace(&guard_options, &namespace.id, resources).await?;
-        if let Some(run) = &namespace.run {
-            guard
-                .hold_group(run)
-                .await
-                .map_err(|e| HarnessError::pg("joining the run")(boxed(e)))?;
-        }
         let queue_id =
             QueueId::new(namespace.id.clone()).map_err(|e| HarnessError::Config(e.to_string()))?;
-        guard
-            .register_queue(&queue_id)
-            .await
-            .map_err(|e| HarnessError::pg("registering the queue")(boxed(e)))?;
+        let provisioned = on_runtime(provision(
+            session.clone(),
+            Provision {
+                namespace: namespace.id.clone(),
+                run: namespace.run.clone(),
+                resources,
+                queue_id: queue_id.clone(),
+                collection: collection.clone(),
+                vector_size: self.vector_size,
+                mode,
+            },
+        ))
+        .await;
+        let reaped = match provisioned {
+            Ok(reaped) => reaped,
+            Err(err) => {
+                naming::release_name(&namespace.id);
+                return Err(err);
+            }
+        };
         let queue = Queue::new(pool.clone(), queue_id).with_config(self.queue_config);
-        // A slot's previous holder may have been killed: reset at acquire, not only at release.
-        queue
-            .purge()
-            .await
-            .map_err(|e| HarnessError::pg("resetting the queue")(boxed(e)))?;
-        prepare_collection(&client, &collection, self.vector_size, mode).await?;
+        let client = session.qdrant().clone();
 
         let scoped = ScopedQdrant::new(
             client.clone(),
@@ -196,12 +197,11 @@ impl TestEnvBuilder {
             app_name,
             database_url,
             qdrant_url,
-            client,
+            session,
             collection,
             mode,
             scoped,
-            waker: OnceCell::new(),
-            guard: Some(guard),
+            held: true,
             reaped,
         })
     }
@@ -222,62 +222,57 @@ fn pool_size_from_budget() -> u32 {
     (budget / threads).saturating_sub(EXTRA_CONNECTIONS).max(2)
 }
 
-/// Connects (creating the database if missing) and applies migrations once for all processes:
-/// the fast path is one query that finds them applied.
-async fn connect_pool(
-    url: &str,
-    options: &PgConnectOptions,
-    app_name: &str,
-    size: u32,
-) -> Result<PgPool, HarnessError> {
-    let pool_options = || {
-        PgPoolOptions::new()
-            .max_connections(size)
-            .acquire_timeout(Duration::from_secs(30))
-    };
-    let pool = match pool_options()
-        .connect_with(options.clone().application_name(app_name))
-        .await
-    {
-        Ok(pool) => pool,
-        Err(err) if err.as_database_error().and_then(|e| e.code()).as_deref() == Some("3D000") => {
-            service::db::ensure_database(url)
-                .await
-                .map_err(|e| HarnessError::pg("creating the database")(boxed(e)))?;
-            pool_options()
-                .connect_with(options.clone().application_name(app_name))
-                .await
-                .map_err(|e| HarnessError::pg("connecting")(boxed(e)))?
-        }
-        Err(err) => return Err(HarnessError::pg("connecting")(boxed(err))),
-    };
-    let migrated = service::db::is_migrated(&pool)
-        .await
-        .map_err(|e| HarnessError::pg("checking migrations")(boxed(e)))?;
-    if !migrated {
-        service::db::migrate(&pool)
-            .await
-            .map_err(|e| HarnessError::pg("migrating")(boxed(e)))?;
-    }
-    Ok(pool)
+/// What [`provision`] sets up.
+struct Provision {
+    namespace: String,
+    run: Option<String>,
+    resources: Value,
+    queue_id: QueueId,
+    collection: String,
+    vector_size: u64,
+    mode: CollectionMode,
 }
 
-/// Takes the namespace, waiting while a reaper briefly holds it.
-async fn acquire_namespace(
-    options: &PgConnectOptions,
-    id: &str,
-    resources: Value,
-) -> Result<NamespaceGuard, HarnessError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match NamespaceGuard::acquire(options, id, resources.clone()).await {
-            Ok(guard) => return Ok(guard),
-            Err(NamespaceError::Busy(_)) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
+/// Reaps what dead owners left, joins the run, takes the namespace (its queue emptied) and
+/// readies the collection; returns how many dead namespaces were reaped. Runs on the harness's
+/// runtime, in a handful of round trips on connections the process already has.
+async fn provision(session: Arc<Session>, p: Provision) -> Result<usize, HarnessError> {
+    let reaped = reaper::reap(&session).await?;
+    if session.first_sweep() {
+        // Not on the critical path: nothing of this test depends on these.
+        let session = session.clone();
+        tokio::spawn(async move {
+            if let Err(err) = reaper::sweep_finished_runs(&session).await {
+                tracing::debug!(error = %err, "sweeping finished runs' collections");
             }
-            Err(err) => return Err(HarnessError::pg("taking the namespace")(boxed(err))),
-        }
+            if let Err(err) = session.vacuum_if_bloated().await {
+                tracing::debug!(error = %err, "vacuuming the queue table");
+            }
+        });
     }
+    if let Some(run) = &p.run {
+        session.join_run(run).await?;
+    }
+    // A reaper may hold the name for a moment (it found the slot's previous holder dead).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !session
+        .take(&p.namespace, &p.resources, &p.queue_id)
+        .await?
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(HarnessError::pg("taking the namespace")(boxed(
+                NamespaceError::Busy(p.namespace),
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Err(err) =
+        prepare_collection(session.qdrant(), &p.collection, p.vector_size, p.mode).await
+    {
+        let _ = session.release(&p.namespace, None).await;
+        return Err(err);
+    }
+    Ok(reaped)
 }
 
 async fn prepare_collection(
@@ -396,7 +391,7 @@ impl TestEnv {
 
     /// A Qdrant client (unchecked; prefer [`TestEnv::qdrant`] for reads).
     pub fn qdrant_client(&self) -> Arc<Qdrant> {
-        self.client.clone()
+        self.session.qdrant().clone()
     }
 
     /// Project-scoped, checked access to the collection.
@@ -426,17 +421,10 @@ impl TestEnv {
             .map_err(|e| HarnessError::pg("enqueueing")(boxed(e)))
     }
 
-    /// The wake-up listener shared by this environment's workers (started on first use).
+    /// The wake-up listener shared by the workers of this process (started on first use).
     pub async fn waker(&self) -> Result<Arc<QueueWaker>, HarnessError> {
-        self.waker
-            .get_or_try_init(|| async {
-                QueueWaker::start(&self.pool)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| HarnessError::pg("listening for wake-ups")(boxed(e)))
-            })
-            .await
-            .cloned()
+        let session = self.session.clone();
+        on_runtime(async move { session.waker().await }).await
     }
 
     /// One worker bound to this environment's queue, running `handler`.
@@ -606,14 +594,35 @@ impl TestEnv {
     }
 
     async fn cleanup_now(&mut self) -> Result<(), HarnessError> {
-        let Some(guard) = self.guard.take() else {
+        if !std::mem::take(&mut self.held) {
             return Ok(());
-        };
-        remove_points(&self.client, &self.collection, self.project(), self.mode).await;
-        guard
-            .release()
-            .await
-            .map_err(|e| HarnessError::pg("releasing the namespace")(boxed(e)))
+        }
+        let cleanup = self.cleanup(None);
+        on_runtime(cleanup).await?;
+        naming::release_name(&self.namespace.id);
+        Ok(())
+    }
+
+    /// Removes the points (or per-test collection), then the namespace's rows and lock; with
+    /// `foreign_check`, first reports rows written to other queues.
+    fn cleanup(
+        &self,
+        foreign_check: Option<String>,
+    ) -> impl std::future::Future<Output = Result<Vec<(String, i64)>, HarnessError>> + Send + 'static
+    {
+        let session = self.session.clone();
+        let (namespace, collection, project, mode) = (
+            self.namespace.id.clone(),
+            self.collection.clone(),
+            self.project().to_owned(),
+            self.mode,
+        );
+        let queue_id = self.queue_id().clone();
+        async move {
+            remove_points(session.qdrant(), &collection, &project, mode).await;
+            let check = foreign_check.as_deref().map(|app| (app, &queue_id));
+            session.release(&namespace, check).await
+        }
     }
 }
 
@@ -639,58 +648,25 @@ async fn remove_points(client: &Qdrant, collection: &str, project: &str, mode: C
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else {
+        if !std::mem::take(&mut self.held) {
             return;
-        };
-        // Drop may run while the test's runtime is blocked (or unwinding): clean up with fresh
-        // connections on a thread of our own, then let the lock go with the guard's connection.
-        let (url, qdrant_url) = (self.database_url.clone(), self.qdrant_url.clone());
-        let (namespace, collection, project, mode) = (
-            self.namespace.id.clone(),
-            self.collection.clone(),
-            self.project().to_owned(),
-            self.mode,
-        );
-        let (app_name, queue_id) = (self.app_name.clone(), self.queue_id().clone());
+        }
+        // Drop may run while the test's runtime is blocked (or unwinding): the cleanup runs on
+        // the harness's own runtime, which this thread only waits for.
         let breaches = self.scoped.violations();
-        let cleanup = std::thread::spawn(move || -> Result<Vec<(String, i64)>, String> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async move {
-                if let Ok(client) = Qdrant::from_url(&qdrant_url)
-                    .skip_compatibility_check()
-                    .build()
-                {
-                    remove_points(&client, &collection, &project, mode).await;
-                }
-                let mut conn = PgConnection::connect(&url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let foreign =
-                    service::namespace::rows_written_outside(&mut conn, &app_name, &queue_id)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                service::namespace::delete_namespace(&mut conn, &namespace)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _ = conn.close().await;
-                Ok(foreign)
-            })
-        });
-        let foreign = match cleanup.join() {
-            Ok(Ok(foreign)) => foreign,
-            Ok(Err(err)) => {
+        let foreign = match block_on_runtime(self.cleanup(Some(self.app_name.clone()))) {
+            Ok(foreign) => {
+                naming::release_name(&self.namespace.id);
+                foreign
+            }
+            Err(err) => {
                 eprintln!(
                     "harness: cleanup of {} failed ({err}); the next environment reaps it",
                     self.namespace.id
                 );
                 Vec::new()
             }
-            Err(_) => Vec::new(),
         };
-        drop(guard);
         if !std::thread::panicking() && (!breaches.is_empty() || !foreign.is_empty()) {
             panic!(
                 "test environment {} broke isolation: {:?}; queue rows written to other queues: {:?}",

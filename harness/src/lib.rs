@@ -33,6 +33,7 @@ mod logs;
 mod naming;
 mod reaper;
 mod reference;
+mod session;
 mod wait;
 mod worker;
 

@@ -14,6 +14,39 @@ pub struct Namespace {
 /// Prefix of every harness namespace and collection; the reaper looks only at these.
 pub const PREFIX: &str = "t_";
 
+/// Per-slot names in use by this process's live environments.
+static IN_USE: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn in_use() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<String>> {
+    IN_USE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The first suffix (`""`, `"x1"`, `"x2"`…) that makes `base` a name no live environment of
+/// this process uses, reserved until [`release_name`].
+fn claim_name(base: &str) -> String {
+    let mut names = in_use();
+    let suffix = (0u32..)
+        .map(|n| {
+            if n == 0 {
+                String::new()
+            } else {
+                format!("x{n}")
+            }
+        })
+        .find(|suffix| !names.contains(&format!("{base}{suffix}")))
+        .unwrap_or_default();
+    names.insert(format!("{base}{suffix}"));
+    suffix
+}
+
+/// Makes a namespace id available again, once its environment released it.
+pub(crate) fn release_name(id: &str) {
+    in_use().remove(id);
+}
+
 impl Namespace {
     /// Derives the names from nextest's variables when present: `NEXTEST_RUN_ID` keeps concurrent
     /// runs apart, `NEXTEST_TEST_GLOBAL_SLOT` keeps the tests of a run apart (and lets a slot's
@@ -34,17 +67,12 @@ impl Namespace {
                     .filter(|c| *c != '_')
                     .take(16)
                     .collect();
-                // A test may build several environments: the second and later get a suffix.
-                static IN_PROCESS: std::sync::atomic::AtomicU32 =
-                    std::sync::atomic::AtomicU32::new(0);
-                let n = IN_PROCESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let suffix = if n == 0 {
-                    String::new()
-                } else {
-                    format!("x{n}")
-                };
+                // A test may build several environments at once: the ones alive beside the
+                // first get a suffix. A finished one's name is reused, and its collection with it.
+                let base = format!("{PREFIX}{run}_s{slot}");
+                let suffix = claim_name(&base);
                 Self {
-                    id: format!("{PREFIX}{run}_s{slot}{suffix}"),
+                    id: format!("{base}{suffix}"),
                     run: Some(format!("{PREFIX}{run}")),
                     project,
                 }
@@ -92,6 +120,23 @@ mod tests {
                 .starts_with(&a0.id),
             "a slot's name is stable within its run"
         );
+    }
+
+    #[test]
+    fn environments_alive_at_once_get_distinct_names_and_a_released_name_is_reused() {
+        let run = "a3c1d2e4-0000-4000-8000-000000000001";
+        let first = Namespace::from_parts("t", Some(run), Some("7"));
+        let second = Namespace::from_parts("t", Some(run), Some("7"));
+        assert_ne!(first.id, second.id);
+        assert!(second.id.ends_with("x1"), "{}", second.id);
+        release_name(&first.id);
+        let third = Namespace::from_parts("t", Some(run), Some("7"));
+        assert_eq!(
+            third.id, first.id,
+            "the slot's name (and collection) is reused"
+        );
+        release_name(&second.id);
+        release_name(&third.id);
     }
 
     #[test]

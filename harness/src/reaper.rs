@@ -1,27 +1,18 @@
 //! Removing what dead owners left: `Drop` does not run on SIGKILL or a nextest timeout kill, so
 //! every new environment sweeps first.
 
-use std::sync::Arc;
-
 use qdrant_client::qdrant::{Condition, DeletePointsBuilder, Filter};
-use qdrant_client::Qdrant;
-use service::namespace::{self, GroupLock};
-use sqlx::PgPool;
 
 use crate::error::{boxed, HarnessError};
 use crate::isolation::PROJECT_FIELD;
 use crate::naming::PREFIX;
+use crate::session::Session;
 
-/// Reaps abandoned namespaces (their queue rows, their points or per-test collection), then the
-/// per-slot collections of runs with no live environment. Returns how many namespaces it reaped.
-pub(crate) async fn reap(
-    pool: &PgPool,
-    qdrant: &Arc<Qdrant>,
-    own_run: Option<&str>,
-) -> Result<usize, HarnessError> {
-    let abandoned = namespace::reap_abandoned(pool, PREFIX)
-        .await
-        .map_err(|e| HarnessError::pg("reaping abandoned namespaces")(boxed(e)))?;
+/// Reaps abandoned namespaces: their queue rows, and their points or per-test collection.
+/// Returns how many namespaces it reaped. Runs on the harness's runtime.
+pub(crate) async fn reap(session: &Session) -> Result<usize, HarnessError> {
+    let abandoned = session.reap_abandoned().await?;
+    let qdrant = session.qdrant();
     for dead in &abandoned {
         let collection = dead.resources["collection"].as_str().unwrap_or_default();
         let project = dead.resources["project"].as_str().unwrap_or_default();
@@ -49,17 +40,14 @@ pub(crate) async fn reap(
         }
         tracing::info!(namespace = %dead.namespace, "reaped a namespace whose owner died");
     }
-    reap_finished_runs(pool, qdrant, own_run).await?;
     Ok(abandoned.len())
 }
 
 /// Per-slot collections (`t_<run>_s<slot>d<dim>`) outlive their tests so the slot's next test reuses
-/// them; once no environment of their run is alive, they go.
-async fn reap_finished_runs(
-    pool: &PgPool,
-    qdrant: &Arc<Qdrant>,
-    own_run: Option<&str>,
-) -> Result<(), HarnessError> {
+/// them; once no environment of their run is alive, they go. Once per process is enough: runs
+/// end far less often than tests start.
+pub(crate) async fn sweep_finished_runs(session: &Session) -> Result<(), HarnessError> {
+    let qdrant = session.qdrant();
     let collections = qdrant
         .list_collections()
         .await
@@ -68,24 +56,16 @@ async fn reap_finished_runs(
         let Some(run) = slot_collection_run(&description.name) else {
             continue;
         };
-        if Some(run) == own_run {
-            continue;
-        }
-        let lock = GroupLock::try_acquire(pool, run)
-            .await
-            .map_err(|e| HarnessError::pg("locking a finished run")(boxed(e)))?;
-        if let Some(lock) = lock {
-            if let Err(err) = qdrant.delete_collection(&description.name).await {
-                tracing::debug!(collection = %description.name, error = %err, "reaping a finished run's collection");
-            }
-            lock.release()
-                .await
-                .map_err(|e| HarnessError::pg("unlocking a finished run")(boxed(e)))?;
-        }
+        session
+            .with_finished_run(run, || async {
+                if let Err(err) = qdrant.delete_collection(&description.name).await {
+                    tracing::debug!(collection = %description.name, error = %err, "reaping a finished run's collection");
+                }
+            })
+            .await?;
     }
     Ok(())
 }
-
 /// `t_<run>` for a per-slot collection name `t_<run>_s<slot>[x<n>]d<dim>`.
 pub(crate) fn slot_collection_run(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(PREFIX)?;
