@@ -8,11 +8,12 @@ use service::queue::{self, NewJob};
 use crate::helpers::{TestQueue, TestResult};
 
 #[tokio::test]
-async fn a_bloated_queue_table_is_vacuumed_and_is_then_no_longer_due() -> TestResult {
-    // Arrange: 60,000 dead row versions of this test's own queue.
+async fn a_bloated_queue_table_is_vacuumed_and_its_bloated_indexes_rebuilt() -> TestResult {
+    // Arrange: 200,000 dead row versions of this test's own queue, whose entries in the ready
+    // index (over 8 MB) outlive a vacuum.
     let q = TestQueue::new(2).await?;
     let rows = vec![NewJob::new(json!({})); 1000];
-    for _ in 0..60 {
+    for _ in 0..200 {
         q.enqueue_many(&rows).await?;
     }
     q.purge().await?;
@@ -42,6 +43,13 @@ async fn a_bloated_queue_table_is_vacuumed_and_is_then_no_longer_due() -> TestRe
     assert!(
         !queue::vacuum_if_bloated(&mut conn).await?,
         "vacuumed although nothing was due"
+    );
+    let ready_index: i64 = sqlx::query_scalar("SELECT pg_relation_size('queue_jobs_ready_idx')")
+        .fetch_one(&mut *conn)
+        .await?;
+    assert!(
+        ready_index <= 8 * 1024 * 1024,
+        "the ready index kept {ready_index} bytes (vacuumed here: {vacuumed_here})"
     );
     Ok(())
 }
