@@ -119,7 +119,9 @@ impl EmbedderConfig {
         Self {
             model_dir: absolute(model_dir.into()),
             ort_dylib_path: absolute(ort_dylib_path.into()),
-            batch_size: 32,
+            // With texts sorted by length, smaller batches pad less: realistic chunks ran at
+            // 16.7/s in batches of 16 against 10.9/s in batches of 32 (service/benches/embedding).
+            batch_size: 16,
             max_length: 256,
             intra_threads: 1,
         }
@@ -220,10 +222,22 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        // A batch is padded to its longest text: batching texts of similar length wastes less
+        // compute on padding (masked out, so the vectors do not change).
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].as_ref().len());
+        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_ref()).collect();
         let mut model = self.model.lock().map_err(|_| EmbedError::Poisoned)?;
-        let vectors = model
-            .embed(texts, Some(self.batch_size))
+        let embedded = model
+            .embed(&sorted, Some(self.batch_size))
             .map_err(|error| EmbedError::Model(error.to_string()))?;
+        drop(model);
+        let mut vectors = vec![Vec::new(); embedded.len()];
+        for (vector, &i) in embedded.into_iter().zip(&order) {
+            if let Some(slot) = vectors.get_mut(i) {
+                *slot = vector;
+            }
+        }
         let dim = vectors.first().map_or(0, Vec::len);
         if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != EMBEDDING_DIM) {
             return Err(EmbedError::BadOutput {
