@@ -239,14 +239,11 @@ struct Provision {
 async fn provision(session: Arc<Session>, p: Provision) -> Result<usize, HarnessError> {
     let reaped = reaper::reap(&session).await?;
     if session.first_sweep() {
-        // Not on the critical path: nothing of this test depends on these.
+        // Not on the critical path: nothing of this test depends on finished runs' collections.
         let session = session.clone();
         tokio::spawn(async move {
             if let Err(err) = reaper::sweep_finished_runs(&session).await {
                 tracing::debug!(error = %err, "sweeping finished runs' collections");
-            }
-            if let Err(err) = session.vacuum_if_bloated().await {
-                tracing::debug!(error = %err, "vacuuming the queue table");
             }
         });
     }

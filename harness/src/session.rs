@@ -178,28 +178,6 @@ impl Session {
         &self.qdrant
     }
 
-    /// Compacts the queue table when the server's autovacuum has not, on a connection of its
-    /// own (a vacuum takes seconds; the session must stay free for provisioning).
-    pub(crate) async fn vacuum_if_bloated(&self) -> Result<(), HarnessError> {
-        let due = service::queue::vacuum_due(&mut *self.conn.lock().await)
-            .await
-            .map_err(|e| HarnessError::pg("reading the queue table's statistics")(boxed(e)))?;
-        if !due {
-            return Ok(());
-        }
-        let options = PgConnectOptions::from_str(&self.database_url)
-            .map_err(|e| HarnessError::pg("parsing DATABASE_URL")(boxed(e)))?
-            .application_name("harness-vacuum");
-        let mut conn = PgConnection::connect_with(&options)
-            .await
-            .map_err(|e| HarnessError::pg("connecting")(boxed(e)))?;
-        let result = service::queue::vacuum_if_bloated(&mut conn).await;
-        let _ = conn.close().await;
-        result
-            .map(|_| ())
-            .map_err(|e| HarnessError::pg("vacuuming the queue table")(boxed(e)))
-    }
-
     /// Whether this process still has to sweep finished runs' collections (true once).
     pub(crate) fn first_sweep(&self) -> bool {
         !self.swept.swap(true, std::sync::atomic::Ordering::SeqCst)

@@ -2,9 +2,10 @@
 //!
 //! Every claim and completion leaves a dead row version behind. On a server with autovacuum off
 //! (seen on a shared test server: 5 million dead versions, 1.1 GB for 7,000 live rows) the
-//! statistics go stale, plans turn to sequential scans and claims slow down several-fold. The
-//! queue's maintainers (the worker pool's rescuer, the harness, the load suite) call this now and
-//! then; it costs one statistics query unless a vacuum is due.
+//! statistics go stale, plans turn to sequential scans and claims slow down several-fold. Long-lived
+//! processes (the worker pool's rescuer, the queue benchmark) call this now and then; short-lived
+//! test processes do not, since their exit would cut a rebuild off. It costs two catalog queries
+//! unless there is work to do.
 
 use sqlx::PgConnection;
 
@@ -28,11 +29,12 @@ pub async fn vacuum_due(conn: &mut PgConnection) -> Result<bool, QueueError> {
     Ok(stats.is_some_and(|(dead, live)| dead >= MIN_DEAD && dead >= live / 5))
 }
 
-/// Runs `VACUUM (ANALYZE) queue_jobs` (and rebuilds bloated indexes) when [`vacuum_due`] and no
-/// other process is already doing it; returns whether it did. Takes seconds on a bloated table: call it off the hot
-/// path.
+/// Runs `VACUUM (ANALYZE) queue_jobs` when [`vacuum_due`], and rebuilds the indexes that stay
+/// bloated, when no other process is already doing either; returns whether it did anything.
+/// Takes seconds on a bloated table: call it off the hot path, from a process that lives on.
 pub async fn vacuum_if_bloated(conn: &mut PgConnection) -> Result<bool, QueueError> {
-    if !vacuum_due(&mut *conn).await? {
+    let due = vacuum_due(&mut *conn).await?;
+    if !due && bloated_indexes(&mut *conn).await?.is_empty() {
         return Ok(false);
     }
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -42,37 +44,62 @@ pub async fn vacuum_if_bloated(conn: &mut PgConnection) -> Result<bool, QueueErr
     if !locked {
         return Ok(false);
     }
-    tracing::info!("vacuuming queue_jobs");
-    let vacuumed = vacuum_and_reindex(&mut *conn).await;
+    let result = compact(&mut *conn, due).await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(VACUUM_LOCK_KEY)
         .execute(&mut *conn)
         .await?;
-    vacuumed?;
+    result?;
     Ok(true)
 }
 
-/// `VACUUM (ANALYZE)`, then rebuilds the indexes that stayed bloated: a vacuum frees index pages
-/// for reuse but never shrinks the index, and the planner prices an index by its size. Seen here:
-/// a 197 MB ready index holding a few hundred rows made the planner prefer a scan of every row
-/// of the queue plus a sort, and claims fell from ~18,000 to ~1,300 jobs/s.
-async fn vacuum_and_reindex(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("VACUUM (ANALYZE) queue_jobs")
-        .execute(&mut *conn)
-        .await?;
-    // Over 8 MB and over 1 KB per entry (a healthy entry takes tens of bytes).
-    let bloated: Vec<String> = sqlx::query_scalar(
+/// Indexes of `queue_jobs` over 8 MB and over 1 KB per entry (a healthy entry takes tens of
+/// bytes). A vacuum frees index pages for reuse but never shrinks the index, and the planner
+/// prices an index by its size. Seen here: a 197 MB ready index holding a few hundred rows made
+/// the planner prefer a scan of every row of the queue plus a sort, and claims fell from ~18,000
+/// to ~1,300 jobs/s.
+async fn bloated_indexes(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
         "SELECT format('%I.%I', n.nspname, c.relname)
          FROM pg_index i
          JOIN pg_class c ON c.oid = i.indexrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE i.indrelid = 'queue_jobs'::regclass
+         WHERE i.indrelid = 'queue_jobs'::regclass AND i.indisvalid
            AND pg_relation_size(i.indexrelid) > 8 * 1024 * 1024
            AND pg_relation_size(i.indexrelid) > 1024 * greatest(c.reltuples, 1)",
     )
+    .fetch_all(conn)
+    .await
+}
+
+/// Vacuums (when `vacuum`), drops what an interrupted rebuild left behind, rebuilds bloated
+/// indexes. The caller holds the vacuum lock.
+async fn compact(conn: &mut PgConnection, vacuum: bool) -> Result<(), sqlx::Error> {
+    if vacuum {
+        tracing::info!("vacuuming queue_jobs");
+        sqlx::query("VACUUM (ANALYZE) queue_jobs")
+            .execute(&mut *conn)
+            .await?;
+    }
+    // A REINDEX CONCURRENTLY cut off (its process killed) leaves an invalid copy that every
+    // write still maintains; no rebuild of ours is running while we hold the lock.
+    let leftovers: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', n.nspname, c.relname)
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE i.indrelid = 'queue_jobs'::regclass AND NOT i.indisvalid
+           AND c.relname ~ '_cc(new|old)[0-9]*$'",
+    )
     .fetch_all(&mut *conn)
     .await?;
-    for index in bloated {
+    for index in leftovers {
+        tracing::warn!(%index, "dropping what an interrupted index rebuild left");
+        sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    for index in bloated_indexes(&mut *conn).await? {
         tracing::info!(%index, "rebuilding a bloated queue index");
         // CONCURRENTLY: claims and enqueues go on meanwhile.
         sqlx::query(&format!("REINDEX INDEX CONCURRENTLY {index}"))
