@@ -126,22 +126,32 @@ async fn a_test_killed_with_sigkill_leaves_nothing_once_the_next_environment_sta
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let ready = wait_until(WAIT, "the doomed test to set up", || async {
-        Ok(file.exists())
-    })
+    // The doomed test is set up once its file holds complete JSON; count its row while it still
+    // lives (once it is dead, any environment starting elsewhere may reap it).
+    let alive = async {
+        wait_until(WAIT, "the doomed test to set up", || async {
+            Ok(std::fs::read(&file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some())
+        })
+        .await?;
+        let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let queue = info["queue"].as_str().unwrap_or_default().to_owned();
+        let rows = rows_of(observer.pool(), &queue).await?;
+        anyhow::Ok((info, rows))
+    }
     .await;
     child.kill()?; // SIGKILL: no Drop, no cleanup
     child.wait()?;
-    ready?;
-    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+    let (info, rows_before_kill) = alive?;
     std::fs::remove_file(&file)?;
     let queue = info["queue"].as_str().unwrap_or_default().to_owned();
     let collection = info["collection"].as_str().unwrap_or_default().to_owned();
     let project = info["project"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
-        rows_of(observer.pool(), &queue).await?,
-        1,
-        "the killed test left its row"
+        rows_before_kill, 1,
+        "the doomed test had not enqueued its row"
     );
 
     // Act: the next environments start (the server frees the dead owner's lock once it notices).
