@@ -2,6 +2,10 @@
 //! service (PostgreSQL, embedded Qdrant, workers off so only the request path is measured).
 //! Target: p99 ≤ 20 ms.
 //!
+//! Two loads: closed loop (each client sends again as soon as it is answered: saturation, where
+//! latency is queueing) and open loop (the clients together send `API_BENCH_RATE` requests per
+//! second, default 800, on a fixed schedule; latency counts from the scheduled send time).
+//!
 //! Run: `cargo bench -p service --bench api` (env `API_BENCH_REQUESTS_PER_CLIENT`, default 10).
 
 use std::time::{Duration, Instant};
@@ -43,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..20 {
         post(&client, &address, &body).await?;
     }
+    // Closed loop: every client sends its next request as soon as the previous one is answered,
+    // so the server is saturated and latency is mostly queueing (≈ clients / throughput).
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
@@ -55,17 +61,72 @@ async fn main() -> anyhow::Result<()> {
             anyhow::Ok(latencies)
         });
     }
+    let latencies = collect(tasks).await?;
+    report(
+        &format!("closed loop, {CLIENTS} clients back to back"),
+        latencies,
+        started.elapsed(),
+    );
+
+    // Open loop: the same 200 clients together send `rate` requests per second on a fixed
+    // schedule; latency counts from the scheduled time, so a stalled server is not excused.
+    let rate: f64 = std::env::var("API_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800.0);
+    let interval = Duration::from_secs_f64(CLIENTS as f64 / rate);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..CLIENTS {
+        let (client, address, body) = (client.clone(), address.clone(), body.clone());
+        let first = started + interval.mul_f64(n as f64 / CLIENTS as f64);
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let due = first + interval * i as u32;
+                tokio::time::sleep_until(due.into()).await;
+                post(&client, &address, &body).await?;
+                latencies.push(due.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let latencies = collect(tasks).await?;
+    report(
+        &format!("open loop, {CLIENTS} clients at {rate:.0} req/s in all"),
+        latencies,
+        started.elapsed(),
+    );
+
+    // Clean up this run's rows.
+    sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
+        .bind(state.queue.id().as_str())
+        .execute(&state.pool)
+        .await?;
+    state.queue.purge().await?;
+    shutdown.cancel();
+    server.await??;
+    qdrant.stop().await;
+    Ok(())
+}
+
+async fn collect(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<Vec<Duration>>>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     while let Some(result) = tasks.join_next().await {
         latencies.extend(result??);
     }
-    let elapsed = started.elapsed();
+    Ok(latencies)
+}
+
+fn report(label: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
     latencies.sort();
     let pct = |p: f64| {
         latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     println!(
-        "POST /index ({FILES_PER_REQUEST} files) x {} requests from {CLIENTS} concurrent clients in {:.2?}: {:.0} req/s",
+        "POST /index ({FILES_PER_REQUEST} files) x {} requests, {label}, in {:.2?}: {:.0} req/s",
         latencies.len(),
         elapsed,
         latencies.len() as f64 / elapsed.as_secs_f64()
@@ -82,17 +143,6 @@ async fn main() -> anyhow::Result<()> {
             "NOT met"
         }
     );
-
-    // Clean up this run's rows.
-    sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
-        .bind(state.queue.id().as_str())
-        .execute(&state.pool)
-        .await?;
-    state.queue.purge().await?;
-    shutdown.cancel();
-    server.await??;
-    qdrant.stop().await;
-    Ok(())
 }
 
 fn request_body() -> Value {
