@@ -182,10 +182,8 @@ impl TestEnvBuilder {
             }
         };
         let queue = Queue::new(pool.clone(), queue_id).with_config(self.queue_config);
-        let client = session.qdrant().clone();
-
         let scoped = ScopedQdrant::new(
-            client.clone(),
+            session.qdrant().clone(),
             collection.clone(),
             namespace.project.clone(),
         );
@@ -594,14 +592,11 @@ impl TestEnv {
         if !std::mem::take(&mut self.held) {
             return Ok(());
         }
-        let cleanup = self.cleanup(None);
-        on_runtime(cleanup).await?;
-        naming::release_name(&self.namespace.id);
-        Ok(())
+        on_runtime(self.cleanup(None)).await.map(|_| ())
     }
 
-    /// Removes the points (or per-test collection), then the namespace's rows and lock; with
-    /// `foreign_check`, first reports rows written to other queues.
+    /// Removes the points (or per-test collection), then the namespace's rows and lock, and makes
+    /// the name available again; with `foreign_check`, first reports rows written to other queues.
     fn cleanup(
         &self,
         foreign_check: Option<String>,
@@ -616,15 +611,26 @@ impl TestEnv {
         );
         let queue_id = self.queue_id().clone();
         async move {
-            remove_points(session.qdrant(), &collection, &project, mode).await;
+            if let Err(err) = remove_points(session.qdrant(), &collection, &project, mode).await {
+                tracing::warn!(%collection, error = %err, "removing the test's points failed; the next environment reaps them");
+            }
             let check = foreign_check.as_deref().map(|app| (app, &queue_id));
-            session.release(&namespace, check).await
+            let foreign = session.release(&namespace, check).await?;
+            naming::release_name(&namespace);
+            Ok(foreign)
         }
     }
 }
 
-async fn remove_points(client: &Qdrant, collection: &str, project: &str, mode: CollectionMode) {
-    let result = match mode {
+/// Removes what an environment put in Qdrant: its per-test collection, or its project's points in
+/// the slot's collection. Also used by the reaper for dead environments.
+pub(crate) async fn remove_points(
+    client: &Qdrant,
+    collection: &str,
+    project: &str,
+    mode: CollectionMode,
+) -> Result<(), qdrant_client::QdrantError> {
+    match mode {
         CollectionMode::PerTest => client.delete_collection(collection).await.map(|_| ()),
         CollectionMode::PerSlot => client
             .delete_points(
@@ -637,9 +643,6 @@ async fn remove_points(client: &Qdrant, collection: &str, project: &str, mode: C
             )
             .await
             .map(|_| ()),
-    };
-    if let Err(err) = result {
-        tracing::warn!(%collection, error = %err, "removing the test's points failed; the next environment reaps them");
     }
 }
 
@@ -652,10 +655,7 @@ impl Drop for TestEnv {
         // the harness's own runtime, which this thread only waits for.
         let breaches = self.scoped.violations();
         let foreign = match block_on_runtime(self.cleanup(Some(self.app_name.clone()))) {
-            Ok(foreign) => {
-                naming::release_name(&self.namespace.id);
-                foreign
-            }
+            Ok(foreign) => foreign,
             Err(err) => {
                 eprintln!(
                     "harness: cleanup of {} failed ({err}); the next environment reaps it",

@@ -1,10 +1,8 @@
 //! Removing what dead owners left: `Drop` does not run on SIGKILL or a nextest timeout kill, so
 //! every new environment sweeps first.
 
-use qdrant_client::qdrant::{Condition, DeletePointsBuilder, Filter};
-
+use crate::env::{remove_points, CollectionMode};
 use crate::error::{boxed, HarnessError};
-use crate::isolation::PROJECT_FIELD;
 use crate::naming::PREFIX;
 use crate::session::Session;
 
@@ -19,23 +17,13 @@ pub(crate) async fn reap(session: &Session) -> Result<usize, HarnessError> {
         if collection.is_empty() {
             continue;
         }
-        // Best effort: the collection may be gone already, or on another Qdrant.
-        let result = if dead.resources["mode"] == "per_test" {
-            qdrant.delete_collection(collection).await.map(|_| ())
+        let mode = if dead.resources["mode"] == "per_test" {
+            CollectionMode::PerTest
         } else {
-            qdrant
-                .delete_points(
-                    DeletePointsBuilder::new(collection)
-                        .points(Filter::must([Condition::matches(
-                            PROJECT_FIELD,
-                            project.to_owned(),
-                        )]))
-                        .wait(true),
-                )
-                .await
-                .map(|_| ())
+            CollectionMode::PerSlot
         };
-        if let Err(err) = result {
+        // Best effort: the collection may be gone already, or on another Qdrant.
+        if let Err(err) = remove_points(qdrant, collection, project, mode).await {
             tracing::debug!(%collection, error = %err, "reaping a dead namespace's points");
         }
         tracing::info!(namespace = %dead.namespace, "reaped a namespace whose owner died");
