@@ -204,14 +204,14 @@ impl Session {
 
     /// Joins `run` (shared lock, once per process), so its collections outlive this test.
     pub(crate) async fn join_run(&self, run: &str) -> Result<(), HarnessError> {
-        if self.lock_set(&self.groups).contains(run) {
+        if names(&self.groups).contains(run) {
             return Ok(());
         }
         let mut conn = self.conn.lock().await;
         namespace::hold_group(&mut conn, run)
             .await
             .map_err(|e| HarnessError::pg("joining the run")(boxed(e)))?;
-        self.lock_set(&self.groups).insert(run.to_owned());
+        names(&self.groups).insert(run.to_owned());
         Ok(())
     }
 
@@ -224,14 +224,14 @@ impl Session {
     ) -> Result<bool, HarnessError> {
         let mut conn = self.conn.lock().await;
         // Advisory locks are re-entrant: the server would hand this session a name it holds.
-        if self.lock_set(&self.held).contains(ns) {
+        if names(&self.held).contains(ns) {
             return Ok(false);
         }
         let taken = namespace::take(&mut conn, ns, resources, &[queue])
             .await
             .map_err(|e| HarnessError::pg("taking the namespace")(boxed(e)))?;
         if taken {
-            self.lock_set(&self.held).insert(ns.to_owned());
+            names(&self.held).insert(ns.to_owned());
         }
         Ok(taken)
     }
@@ -253,7 +253,7 @@ impl Session {
         namespace::release(&mut conn, ns)
             .await
             .map_err(|e| HarnessError::pg("releasing the namespace")(boxed(e)))?;
-        self.lock_set(&self.held).remove(ns);
+        names(&self.held).remove(ns);
         Ok(foreign)
     }
 
@@ -262,7 +262,7 @@ impl Session {
         &self,
     ) -> Result<Vec<namespace::AbandonedNamespace>, HarnessError> {
         let mut conn = self.conn.lock().await;
-        let held: Vec<String> = self.lock_set(&self.held).iter().cloned().collect();
+        let held: Vec<String> = names(&self.held).iter().cloned().collect();
         namespace::reap_abandoned_on(&mut conn, PREFIX, &held)
             .await
             .map_err(|e| HarnessError::pg("reaping abandoned namespaces")(boxed(e)))
@@ -273,13 +273,13 @@ impl Session {
         &self,
         run: &str,
         remove: F,
-    ) -> Result<bool, HarnessError>
+    ) -> Result<(), HarnessError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ()>,
     {
-        if self.lock_set(&self.groups).contains(run) {
-            return Ok(false);
+        if names(&self.groups).contains(run) {
+            return Ok(());
         }
         let mut conn = self.conn.lock().await;
         let free = namespace::try_lock_group(&mut conn, run)
@@ -291,13 +291,11 @@ impl Session {
                 .await
                 .map_err(|e| HarnessError::pg("unlocking a finished run")(boxed(e)))?;
         }
-        Ok(free)
+        Ok(())
     }
+}
 
-    fn lock_set<'a>(
-        &self,
-        set: &'a Mutex<HashSet<String>>,
-    ) -> std::sync::MutexGuard<'a, HashSet<String>> {
-        set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// A set of lock names, usable after a panic elsewhere (it holds plain data).
+fn names(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
