@@ -62,13 +62,6 @@ impl NamespaceGuard {
         &self.namespace
     }
 
-    /// Also holds a shared lock on `group` (e.g. a test run) for as long as this guard lives, so a
-    /// reaper that takes the group's lock exclusively knows no member is alive. Waits while a
-    /// reaper holds it.
-    pub async fn hold_group(&mut self, group: &str) -> Result<(), NamespaceError> {
-        hold_group(&mut self.conn, group).await
-    }
-
     /// Records a queue of this namespace, so a reaper deletes its rows if the owner dies.
     pub async fn register_queue(&mut self, queue: &QueueId) -> Result<(), NamespaceError> {
         sqlx::query(
@@ -79,16 +72,6 @@ impl NamespaceGuard {
         .bind(queue.as_str())
         .execute(&mut self.conn)
         .await?;
-        Ok(())
-    }
-
-    /// Replaces the namespace's extra resources.
-    pub async fn set_resources(&mut self, resources: &Value) -> Result<(), NamespaceError> {
-        sqlx::query("UPDATE queue_namespaces SET resources = $2 WHERE namespace = $1")
-            .bind(&self.namespace)
-            .bind(resources)
-            .execute(&mut self.conn)
-            .await?;
         Ok(())
     }
 
@@ -109,11 +92,7 @@ pub async fn take(
     resources: &Value,
     queues: &[&QueueId],
 ) -> Result<bool, NamespaceError> {
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-        .bind(namespace)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
+    if !try_lock(&mut *conn, namespace).await? {
         return Ok(false);
     }
     let queues: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
@@ -152,6 +131,14 @@ pub async fn release(conn: &mut PgConnection, namespace: &str) -> Result<(), Nam
     Ok(())
 }
 
+/// The session advisory lock of a namespace or group name, if free (or already this session's).
+async fn try_lock(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .fetch_one(conn)
+        .await
+}
+
 async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .bind(key)
@@ -160,8 +147,9 @@ async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Holds a shared lock on `group` on `conn` for as long as the session lives (see
-/// [`NamespaceGuard::hold_group`]); waits while a reaper holds it exclusively.
+/// Holds a shared lock on `group` (e.g. a test run) on `conn` for as long as the session lives,
+/// so a reaper that takes the group's lock exclusively ([`try_lock_group`]) knows no member is
+/// alive. Waits while a reaper holds it.
 pub async fn hold_group(conn: &mut PgConnection, group: &str) -> Result<(), NamespaceError> {
     sqlx::query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))")
         .bind(group)
@@ -170,15 +158,10 @@ pub async fn hold_group(conn: &mut PgConnection, group: &str) -> Result<(), Name
     Ok(())
 }
 
-/// Takes `group`'s lock exclusively on `conn` if no member holds it (see [`GroupLock`]); give it
-/// back with [`unlock_group`].
+/// Takes `group`'s lock exclusively on `conn` if no member holds it ([`hold_group`]): while held,
+/// no member of the group is alive and none can start. Give it back with [`unlock_group`].
 pub async fn try_lock_group(conn: &mut PgConnection, group: &str) -> Result<bool, NamespaceError> {
-    Ok(
-        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(group)
-            .fetch_one(conn)
-            .await?,
-    )
+    Ok(try_lock(conn, group).await?)
 }
 
 /// Gives back a lock taken with [`try_lock_group`].
@@ -253,31 +236,6 @@ pub async fn reap_abandoned_on(
     match failure {
         Some(err) => Err(err.into()),
         None => Ok(reaped),
-    }
-}
-
-/// An exclusive hold on a group (see [`NamespaceGuard::hold_group`]): while held, no member of
-/// the group is alive and none can start.
-#[derive(Debug)]
-pub struct GroupLock {
-    group: String,
-    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
-}
-
-impl GroupLock {
-    /// Takes the group's lock if no member holds it; `None` when some member is alive.
-    pub async fn try_acquire(pool: &PgPool, group: &str) -> Result<Option<Self>, NamespaceError> {
-        let mut conn = pool.acquire().await?;
-        let free = try_lock_group(&mut conn, group).await?;
-        Ok(free.then(|| Self {
-            group: group.to_owned(),
-            conn,
-        }))
-    }
-
-    /// Gives the lock back.
-    pub async fn release(mut self) -> Result<(), NamespaceError> {
-        unlock_group(&mut self.conn, &self.group).await
     }
 }
 
