@@ -62,52 +62,70 @@ impl QdrantBackend {
     }
 }
 
-/// Starts the process's embedded Qdrant on a thread of its own, so it outlives the runtime of the
-/// test that started it (under `cargo test` many tests share the process).
+/// Starts the process's embedded Qdrant, once, on a thread of its own.
 fn embedded_url() -> Result<String, HarnessError> {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     URL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("embedded-qdrant".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match qdrant_embedded::start(qdrant_embedded::Config::default()).await {
-                        Ok(handle) => {
-                            let _ = tx.send(Ok(handle.url()));
-                            // Serve until the process exits.
-                            std::future::pending::<()>().await;
-                            drop(handle);
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                        }
-                    }
-                });
-            });
-        match spawned {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("the embedded Qdrant thread died".into())),
-            Err(e) => Err(e.to_string()),
-        }
+        on_own_thread("embedded-qdrant", || async {
+            let handle = qdrant_embedded::start(qdrant_embedded::Config::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((
+                handle.url(),
+                Box::new(handle) as Box<dyn std::any::Any + Send>,
+            ))
+        })
     })
     .clone()
     .map_err(|e| HarnessError::Qdrant {
         context: "starting the embedded server",
         source: e.into(),
     })
+}
+
+/// Runs `start` on a thread and runtime of its own and keeps what it returns alive until the
+/// process exits, so a server or container outlives the runtime of the test that started it
+/// (under `cargo test` many tests share the process). Returns the URL `start` gave.
+fn on_own_thread<F, Fut>(name: &str, start: F) -> Result<String, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(String, Box<dyn std::any::Any + Send>), String>>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = name.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match start().await {
+                    Ok((url, keep)) => {
+                        let _ = tx.send(Ok(url));
+                        std::future::pending::<()>().await;
+                        drop(keep);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+    match spawned {
+        Ok(_) => rx
+            .recv()
+            .unwrap_or_else(|_| Err(format!("the {thread} thread died"))),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(feature = "testcontainers")]
@@ -122,44 +140,8 @@ mod containers {
     use testcontainers::{GenericImage, ImageExt};
     use testcontainers_modules::postgres::Postgres;
 
+    use super::on_own_thread;
     use crate::error::HarnessError;
-
-    fn on_own_thread<F, Fut>(name: &str, start: F) -> Result<String, String>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<(String, Box<dyn std::any::Any + Send>), String>>,
-    {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Runtime::new() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match start().await {
-                        Ok((url, keep)) => {
-                            let _ = tx.send(Ok(url));
-                            std::future::pending::<()>().await;
-                            drop(keep);
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
-                    }
-                });
-            });
-        match spawned {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("container thread died".into())),
-            Err(e) => Err(e.to_string()),
-        }
-    }
 
     pub(super) fn postgres_url() -> Result<String, HarnessError> {
         static URL: OnceLock<Result<String, String>> = OnceLock::new();
