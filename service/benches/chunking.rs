@@ -10,6 +10,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use service::index::chunk::{ChunkOutcome, Chunker};
 
+mod common;
+use common::thread_cpu_seconds;
+
 /// Corpus size cap in bytes.
 const CORPUS_CAP: usize = 20 * 1024 * 1024;
 
@@ -98,16 +101,6 @@ fn chunking(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// CPU time of the calling thread in seconds, from /proc (Linux); `None` elsewhere.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// One pass timed by CPU time, since wall time on a shared machine undercounts one core.

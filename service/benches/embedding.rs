@@ -11,6 +11,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use service::index::chunk::{ChunkOutcome, Chunker};
 use service::index::{Embedder, EmbedderConfig};
 
+mod common;
+use common::thread_cpu_seconds;
+
 /// Short texts like a one-line function (about 30 tokens each).
 fn short_texts(count: usize) -> Vec<String> {
     (0..count)
@@ -73,16 +76,6 @@ fn embedding(c: &mut Criterion) {
         }
     }
     group.finish();
-}
-
-/// CPU time of the calling thread in seconds, from /proc (Linux); `None` elsewhere.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// One pass timed by CPU time (the model runs on the calling thread with one intra-op thread),
