@@ -2,7 +2,10 @@
 //!
 //! - enqueue: one row per statement, and 50 rows per statement;
 //! - claim → complete of no-op jobs with 1, 4 and 16 concurrent claimers and claim batches of
-//!   1, 10 and 50 (leases and status tracking on, completion batched like the claim).
+//!   1, 10 and 50 (leases and status tracking on, completion batched like the claim). Each
+//!   claimer completes its batch and claims the next in one statement
+//!   ([`Queue::complete_and_claim`]); `separate` runs batch 50 with a claim and a completion
+//!   statement each, for comparison.
 //!
 //! criterion's `thrpt` line is jobs per second. Each benchmark works in its own queue and removes
 //! its rows afterwards.
@@ -63,8 +66,14 @@ fn enqueue(c: &mut Criterion) {
     rt.block_on(q.purge()).expect("purge");
 }
 
+/// Fewest jobs one claim → complete sample processes: about 100 rounds per claimer, so a sample
+/// measures a steady state rather than claimers starting and stopping.
+fn min_sample_jobs(claimers: u32, batch: u32) -> u64 {
+    (u64::from(claimers) * u64::from(batch) * 100).clamp(2_000, 20_000)
+}
+
 /// Processes `jobs` pre-enqueued no-op jobs with `claimers` concurrent claimers; returns the time.
-async fn drain(q: &Queue, jobs: u64, claimers: u32, batch: u32) -> Duration {
+async fn drain(q: &Queue, jobs: u64, claimers: u32, batch: u32, separate: bool) -> Duration {
     let rows = vec![NewJob::new(json!({})); 1000];
     let mut left = jobs;
     while left > 0 {
@@ -78,13 +87,22 @@ async fn drain(q: &Queue, jobs: u64, claimers: u32, batch: u32) -> Duration {
         let q = q.clone();
         tasks.spawn(async move {
             let name = format!("bench-{worker}");
-            loop {
-                let claimed = q.claim(batch, &name).await.expect("claim");
-                if claimed.is_empty() {
-                    return;
-                }
+            let mut claimed = q.claim(batch, &name).await.expect("claim");
+            while !claimed.is_empty() {
                 let leases: Vec<_> = claimed.iter().map(|j| j.lease()).collect();
-                q.complete_many(&leases).await.expect("complete");
+                let done = if separate {
+                    let done = q.complete_many(&leases).await.expect("complete");
+                    claimed = q.claim(batch, &name).await.expect("claim");
+                    done
+                } else {
+                    let (done, next) = q
+                        .complete_and_claim(&leases, batch, &name)
+                        .await
+                        .expect("complete and claim");
+                    claimed = next;
+                    done
+                };
+                assert_eq!(done.len(), leases.len(), "a fresh lease was rejected");
             }
         });
     }
@@ -102,34 +120,45 @@ fn claim_complete(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(1));
+    let mut configurations: Vec<(u32, u32, bool)> = Vec::new();
     for claimers in [1u32, 4, 16] {
         for batch in [1u32, 10, 50] {
-            // Every configuration starts from a compact table (the server may run without
-            // autovacuum, and each sample leaves thousands of dead rows).
-            rt.block_on(async {
-                let mut conn = pool.acquire().await.expect("connection");
-                service::queue::vacuum_if_bloated(&mut conn)
-                    .await
-                    .expect("vacuum")
-            });
-            let q = queue(&pool, "claim");
-            group.bench_with_input(
-                BenchmarkId::new(format!("claimers_{claimers}"), format!("batch_{batch}")),
-                &(claimers, batch),
-                |b, &(claimers, batch)| {
-                    b.to_async(&rt).iter_custom(|iters| {
-                        let q = q.clone();
-                        async move {
-                            let elapsed = drain(&q, iters, claimers, batch).await;
-                            // Keep finished history from piling up between samples.
-                            q.purge().await.expect("purge");
-                            elapsed
-                        }
-                    })
-                },
-            );
-            rt.block_on(q.purge()).expect("purge");
+            configurations.push((claimers, batch, false));
         }
+    }
+    configurations.extend([(4, 50, true), (16, 50, true)]);
+    for (claimers, batch, separate) in configurations {
+        let q = queue(&pool, "claim");
+        group.bench_with_input(
+            BenchmarkId::new(
+                format!("claimers_{claimers}"),
+                format!("batch_{batch}{}", if separate { "_separate" } else { "" }),
+            ),
+            &(claimers, batch),
+            |b, &(claimers, batch)| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let q = q.clone();
+                    async move {
+                        // Short samples would mostly measure starting and stopping claimers;
+                        // run at least min_sample_jobs and scale the time to `iters`.
+                        let jobs = iters.max(min_sample_jobs(claimers, batch));
+                        let elapsed = drain(&q, jobs, claimers, batch, separate).await;
+                        let elapsed = elapsed.mul_f64(iters as f64 / jobs as f64);
+                        // Keep finished history and dead rows from piling up between samples,
+                        // warm-up included, so every sample starts from a compact table (the
+                        // server may run without autovacuum); untimed, and the same upkeep the
+                        // worker pool's rescuer does.
+                        q.purge().await.expect("purge");
+                        let mut conn = q.pool().acquire().await.expect("connection");
+                        service::queue::vacuum_if_bloated(&mut conn)
+                            .await
+                            .expect("vacuum");
+                        elapsed
+                    }
+                })
+            },
+        );
+        rt.block_on(q.purge()).expect("purge");
     }
     group.finish();
 }

@@ -46,20 +46,22 @@ impl Queue {
             return Ok(Vec::new());
         }
         let (ids, tokens): (Vec<_>, Vec<_>) = leases.iter().map(|l| (l.id, l.token)).unzip();
+        // Probes the primary key by `id = ANY`, planned afresh at each call (see claim.rs).
         let done = sqlx::query_scalar(
             "UPDATE queue_jobs j
              SET status = 'completed', finished_at = coalesce($4, now()),
                  lease_token = NULL, locked_until = NULL, locked_by = NULL,
                  updated_at = coalesce($4, now())
              FROM unnest($2::bigint[], $3::uuid[]) AS l(id, token)
-             WHERE j.queue_id = $1 AND j.id = l.id AND j.lease_token = l.token
-               AND j.status = 'processing'
+             WHERE j.id = ANY ($2::bigint[]) AND j.id = l.id
+               AND j.queue_id = $1 AND j.lease_token = l.token AND j.status = 'processing'
              RETURNING j.id",
         )
         .bind(self.id.as_str())
         .bind(&ids)
         .bind(&tokens)
         .bind(self.now())
+        .persistent(false)
         .fetch_all(executor)
         .await?;
         Ok(done)

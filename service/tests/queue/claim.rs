@@ -50,6 +50,75 @@ async fn twenty_concurrent_claimers_claim_every_row_exactly_once() -> TestResult
 }
 
 #[tokio::test]
+async fn concurrent_complete_and_claim_loops_finish_every_row_exactly_once() -> TestResult {
+    // Arrange
+    let q = TestQueue::new(8).await?;
+    let jobs: Vec<_> = (0..600).map(|i| NewJob::new(json!({ "n": i }))).collect();
+    let enqueued: HashSet<i64> = q.enqueue_many(&jobs).await?.into_iter().collect();
+    let finished = Arc::new(Mutex::new(Vec::new()));
+
+    // Act: 6 consumers each complete their batch and claim the next in one call.
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..6u32 {
+        let queue = q.queue.clone();
+        let finished = finished.clone();
+        tasks.spawn(async move {
+            let name = format!("w{worker}");
+            let mut batch = queue.claim(worker + 5, &name).await?;
+            while !batch.is_empty() {
+                let leases: Vec<_> = batch.iter().map(|j| j.lease()).collect();
+                let (done, next) = queue.complete_and_claim(&leases, worker + 5, &name).await?;
+                let mut expected: Vec<i64> = leases.iter().map(|l| l.id).collect();
+                let mut done_sorted = done.clone();
+                expected.sort_unstable();
+                done_sorted.sort_unstable();
+                anyhow::ensure!(done_sorted == expected, "a fresh lease was not completed");
+                finished.lock().await.extend(done);
+                batch = next;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+
+    // Assert
+    let finished = finished.lock().await;
+    let unique: HashSet<i64> = finished.iter().copied().collect();
+    assert_eq!(finished.len(), 600, "some row was finished twice or never");
+    assert_eq!(unique, enqueued);
+    let stats = q.stats().await?;
+    assert_eq!(stats.count(JobStatus::Completed), 600);
+    assert_eq!(stats.depth(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn complete_and_claim_rejects_a_stale_lease_and_still_claims() -> TestResult {
+    // Arrange: a claim whose lease is then replaced (released and claimed again).
+    let q = TestQueue::new(2).await?;
+    q.enqueue_many(&vec![NewJob::new(json!({})); 3]).await?;
+    let first = q.claim(1, "old").await?;
+    let stale = first[0].lease();
+    assert!(q.release(&stale).await?);
+    let again = q.claim(1, "new").await?;
+    assert_eq!(again[0].id, stale.id);
+
+    // Act: the old owner completes with its stale token and asks for two more.
+    let (done, claimed) = q.complete_and_claim(&[stale], 2, "old").await?;
+
+    // Assert: nothing completed, the other two rows claimed, the new owner's lease intact.
+    assert!(done.is_empty(), "a stale lease completed a row");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|j| j.id != stale.id));
+    let (done, claimed) = q.complete_and_claim(&[again[0].lease()], 2, "new").await?;
+    assert_eq!(done, vec![stale.id]);
+    assert!(claimed.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_claimer_of_one_queue_never_receives_rows_of_another() -> TestResult {
     let mut q = TestQueue::new(4).await?;
     let other = q.sibling();
