@@ -106,10 +106,7 @@ async fn main() -> anyhow::Result<()> {
         100.0 * end_to_end / embed_only
     );
 
-    sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
-        .bind(state.queue.id().as_str())
-        .execute(&state.pool)
-        .await?;
+    service::jobs::delete_for_queue(&state.pool, state.queue.id()).await?;
     state.queue.purge().await?;
     shutdown.cancel();
     server.await??;

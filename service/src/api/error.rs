@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::index::{IndexError, StoreError};
-use crate::jobs::JobStoreError;
+use crate::jobs::{IntakeError, JobStoreError};
 use crate::queue::QueueError;
 
 /// Everything a handler can answer instead of success.
@@ -145,6 +145,16 @@ impl From<JobStoreError> for ApiError {
     fn from(error: JobStoreError) -> Self {
         match error {
             JobStoreError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(error: IntakeError) -> Self {
+        match error {
+            IntakeError::Store(error) => error.into(),
+            IntakeError::Queue(error) => error.into(),
+            IntakeError::Stopped => ApiError::Unavailable(error.to_string()),
         }
     }
 }

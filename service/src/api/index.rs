@@ -1,5 +1,5 @@
 //! `POST /index` and `POST /index/repository`: validate, then write the job and its queue rows in
-//! one transaction and answer `202 Accepted` with the job id and a `Location`. Nothing is parsed
+//! one transaction (through [`crate::jobs::Intake`], which commits concurrent requests together) and answer `202 Accepted` with the job id and a `Location`. Nothing is parsed
 //! or embedded here; workers do that.
 
 use std::collections::HashSet;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{ApiError, AppState};
 use crate::index::{validate_project, MAX_PATH_LEN};
-use crate::jobs::{self, FileResult, JobKind, NewIndexJob};
+use crate::jobs::{FileResult, JobKind, NewIndexJob};
 use crate::queue::NewJob;
 use crate::worker::repository::validate_request;
 
@@ -102,21 +102,15 @@ pub async fn index_files(
         .collect();
     let job = NewIndexJob {
         id: job_id,
-        queue_id: state.queue.id(),
-        project: &request.project,
+        project: request.project,
         kind: JobKind::Files,
         files_total: i32::try_from(total).unwrap_or(i32::MAX),
         repository: None,
         git_ref: None,
+        rows,
+        skipped,
     };
-    let mut tx = state.pool.begin().await?;
-    jobs::insert_job(&mut *tx, &job).await?;
-    state.queue.enqueue_many_with(&mut *tx, &rows).await?;
-    if !skipped.is_empty() {
-        jobs::record_results(&mut tx, job_id, &skipped).await?;
-        jobs::refresh_status(&mut tx, job_id).await?;
-    }
-    tx.commit().await?;
+    state.intake.submit(job).await?;
     Ok(accepted(job_id, total))
 }
 
@@ -150,20 +144,15 @@ pub async fn index_repository(
     .max_attempts(state.limits.max_attempts);
     let job = NewIndexJob {
         id: job_id,
-        queue_id: state.queue.id(),
-        project: &request.project,
+        project: request.project,
         kind: JobKind::Repository,
         files_total: 0,
-        repository: Some(&request.repository),
-        git_ref: Some(&request.git_ref),
+        repository: Some(request.repository),
+        git_ref: Some(request.git_ref),
+        rows: vec![row],
+        skipped: Vec::new(),
     };
-    let mut tx = state.pool.begin().await?;
-    jobs::insert_job(&mut *tx, &job).await?;
-    state
-        .queue
-        .enqueue_many_with(&mut *tx, std::slice::from_ref(&row))
-        .await?;
-    tx.commit().await?;
+    state.intake.submit(job).await?;
     Ok(accepted(job_id, 0))
 }
 

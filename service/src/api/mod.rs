@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::index::Indexer;
+use crate::jobs::Intake;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The queue requests enqueue on.
     pub queue: Queue,
+    /// Writes new jobs with their queue rows, concurrent requests in one transaction.
+    pub intake: Intake,
     /// Search and project deletion (workers index with their own handle to the same indexer).
     pub indexer: Arc<Indexer>,
     /// Counters shared with the worker pool.
@@ -93,6 +96,7 @@ impl AppState {
         admin_token: Option<String>,
     ) -> Self {
         Self {
+            intake: Intake::new(pool.clone(), queue.clone()),
             pool,
             queue,
             indexer,

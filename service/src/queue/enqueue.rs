@@ -24,20 +24,29 @@ impl Queue {
 
     /// [`Queue::enqueue_many`] on a given executor, so callers can enqueue inside their own
     /// transaction (e.g. an API job row and its queue rows committed together).
-    #[tracing::instrument(skip_all, fields(queue_id = %self.id, rows = jobs.len()))]
     pub async fn enqueue_many_with<'e>(
         &self,
         executor: impl PgExecutor<'e>,
         jobs: &[NewJob],
     ) -> Result<Vec<JobId>, QueueError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut payloads = Vec::with_capacity(jobs.len());
-        let mut refs: Vec<Option<Uuid>> = Vec::with_capacity(jobs.len());
-        let mut priorities = Vec::with_capacity(jobs.len());
-        let mut max_attempts = Vec::with_capacity(jobs.len());
-        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(jobs.len());
+        let jobs: Vec<&NewJob> = jobs.iter().collect();
+        self.enqueue_each_with(executor, &jobs).await
+    }
+
+    /// [`Queue::enqueue_many_with`] over borrowed rows, e.g. gathered from several requests
+    /// without copying their payloads.
+    #[tracing::instrument(skip_all, fields(queue_id = %self.id, rows = jobs.len()))]
+    pub async fn enqueue_each_with<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        jobs: &[&NewJob],
+    ) -> Result<Vec<JobId>, QueueError> {
+        let capacity = jobs.len();
+        let mut payloads = Vec::with_capacity(capacity);
+        let mut refs: Vec<Option<Uuid>> = Vec::with_capacity(capacity);
+        let mut priorities = Vec::with_capacity(capacity);
+        let mut max_attempts = Vec::with_capacity(capacity);
+        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(capacity);
         for job in jobs {
             if job.max_attempts < 1 {
                 return Err(QueueError::InvalidJob(format!(
@@ -50,6 +59,9 @@ impl Queue {
             priorities.push(job.priority);
             max_attempts.push(job.max_attempts);
             run_ats.push(job.run_at);
+        }
+        if payloads.is_empty() {
+            return Ok(Vec::new());
         }
         // WITH ORDINALITY keeps the input order, so ids map back to the caller's jobs.
         let ids: Vec<JobId> = sqlx::query_scalar(

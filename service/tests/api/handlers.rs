@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use crate::helpers::TestResult;
 
 /// State over a real pool and queue; the indexer points at a Qdrant that is never called.
-async fn state(admin_token: Option<&str>) -> anyhow::Result<AppState> {
+pub(crate) async fn state(admin_token: Option<&str>) -> anyhow::Result<AppState> {
     let settings = Settings::default();
     let mut small = settings.clone();
     small.database.max_connections = 2;
@@ -37,7 +37,10 @@ async fn state(admin_token: Option<&str>) -> anyhow::Result<AppState> {
     ))
 }
 
-async fn call(state: AppState, request: Request<Body>) -> anyhow::Result<(StatusCode, Value)> {
+pub(crate) async fn call(
+    state: AppState,
+    request: Request<Body>,
+) -> anyhow::Result<(StatusCode, Value)> {
     let response = router(state).oneshot(request).await?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();

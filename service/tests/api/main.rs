@@ -6,5 +6,6 @@ mod bad_input;
 mod handlers;
 mod helpers;
 mod index_and_search;
+mod intake;
 mod lifecycle;
 mod repository;

@@ -10,7 +10,10 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::queue::QueueId;
+use crate::queue::{NewJob, QueueId};
+
+pub mod intake;
+pub use intake::{Intake, IntakeError};
 
 /// Errors of the job store.
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +43,25 @@ impl JobKind {
     }
 }
 
-/// A job to create.
+/// A job to create, with everything written in its transaction.
 #[derive(Clone, Debug)]
-pub struct NewIndexJob<'a> {
+pub struct NewIndexJob {
     /// Its id (also the queue rows' `job_ref`).
     pub id: Uuid,
-    /// The queue its rows go on.
-    pub queue_id: &'a QueueId,
     /// The project indexed.
-    pub project: &'a str,
+    pub project: String,
     /// Files or repository.
     pub kind: JobKind,
     /// Number of files (0 for a repository until listed).
     pub files_total: i32,
     /// Repository location, for repository jobs.
-    pub repository: Option<&'a str>,
+    pub repository: Option<String>,
     /// Git ref, for repository jobs.
-    pub git_ref: Option<&'a str>,
+    pub git_ref: Option<String>,
+    /// Its queue rows.
+    pub rows: Vec<NewJob>,
+    /// Files already settled as skipped (recorded with the job).
+    pub skipped: Vec<FileResult>,
 }
 
 /// What became of one file.
@@ -194,25 +199,49 @@ pub struct FileIssue {
 /// Most issues listed per job.
 const MAX_ISSUES: i64 = 1000;
 
-/// Inserts a job row (call inside the transaction that enqueues its rows).
-pub async fn insert_job<'e>(
+/// Inserts the job rows of `jobs`, whose queue rows go on `queue_id`, in one statement (call
+/// inside the transaction that enqueues their rows; [`intake`] does).
+pub async fn insert_jobs<'e>(
     executor: impl PgExecutor<'e>,
-    job: &NewIndexJob<'_>,
+    queue_id: &QueueId,
+    jobs: &[&NewIndexJob],
 ) -> Result<(), JobStoreError> {
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let projects: Vec<&str> = jobs.iter().map(|j| j.project.as_str()).collect();
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    let totals: Vec<i32> = jobs.iter().map(|j| j.files_total).collect();
+    let repositories: Vec<Option<&str>> = jobs.iter().map(|j| j.repository.as_deref()).collect();
+    let refs: Vec<Option<&str>> = jobs.iter().map(|j| j.git_ref.as_deref()).collect();
     sqlx::query(
         "INSERT INTO index_jobs (id, queue_id, project, kind, files_total, repository, git_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         SELECT j.id, $1, j.project, j.kind, j.files_total, j.repository, j.git_ref
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[])
+              AS j(id, project, kind, files_total, repository, git_ref)",
     )
-    .bind(job.id)
-    .bind(job.queue_id.as_str())
-    .bind(job.project)
-    .bind(job.kind.as_str())
-    .bind(job.files_total)
-    .bind(job.repository)
-    .bind(job.git_ref)
+    .bind(queue_id.as_str())
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&kinds)
+    .bind(&totals)
+    .bind(&repositories)
+    .bind(&refs)
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Deletes every job whose rows went on `queue_id`, with their file results (bench and test
+/// cleanup; [`crate::queue::Queue::purge`] removes the queue rows).
+pub async fn delete_for_queue<'e>(
+    executor: impl PgExecutor<'e>,
+    queue_id: &QueueId,
+) -> Result<u64, JobStoreError> {
+    let deleted = sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
+        .bind(queue_id.as_str())
+        .execute(executor)
+        .await?
+        .rows_affected();
+    Ok(deleted)
 }
 
 /// Locks a job row until the end of the transaction, so concurrent workers finishing files of
