@@ -17,8 +17,14 @@ use service::startup::Application;
 const CLIENTS: usize = 200;
 const FILES_PER_REQUEST: usize = 10;
 
+// The service binary's allocators (see `service/src/main.rs`), so this measures what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // SAFETY: first use of tree-sitter in this process.
+    unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
     service::telemetry::init("warn,sqlx=error");
     let per_client: usize = std::env::var("API_BENCH_REQUESTS_PER_CLIENT")
         .ok()

@@ -13,6 +13,10 @@ use service::index::chunk::{ChunkOutcome, Chunker};
 mod common;
 use common::thread_cpu_seconds;
 
+// The service binary's allocators (see `service/src/main.rs`), so this measures what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Corpus size cap in bytes.
 const CORPUS_CAP: usize = 20 * 1024 * 1024;
 
@@ -54,6 +58,8 @@ fn corpus(chunker: &Chunker) -> Vec<(String, Vec<u8>)> {
 }
 
 fn chunking(c: &mut Criterion) {
+    // SAFETY: first use of tree-sitter in this process.
+    unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
     let chunker = Chunker::default();
     let files = corpus(&chunker);
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();

@@ -11,8 +11,14 @@ use service::configuration::Settings;
 use service::index::{ChunkOutcome, Chunker, Embedder};
 use service::startup::Application;
 
+// The service binary's allocators (see `service/src/main.rs`), so this measures what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // SAFETY: first use of tree-sitter in this process.
+    unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
     service::telemetry::init("warn,sqlx=error");
     let files_count: usize = std::env::var("PIPELINE_BENCH_FILES")
         .ok()

@@ -6,8 +6,15 @@ use clap::Parser;
 use service::configuration::Settings;
 use service::startup::Application;
 
+// mimalloc for Rust's allocations and tree-sitter's (below): chunking and request handling
+// allocate many small objects, and glibc's malloc cost about 8 % of chunking.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // SAFETY: nothing has used tree-sitter yet; the chunker only runs once the app is built.
+    unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
     service::telemetry::init("info,sqlx=warn");
     let settings = Settings::parse();
     let app = Application::build(settings)
