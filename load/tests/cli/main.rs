@@ -9,8 +9,31 @@ use sqlx::{Connection, PgConnection};
 
 type TestResult = anyhow::Result<()>;
 
+/// The database under test, created first if missing (a new machine has none yet; the load tool
+/// itself never creates one, since it may point at staging).
 fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| service::db::DEFAULT_DATABASE_URL.to_owned())
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| service::db::DEFAULT_DATABASE_URL.to_owned());
+        // Its own thread and runtime: callers may be sync tests or inside a test's runtime.
+        let ensure = url.clone();
+        let created = std::thread::spawn(move || -> anyhow::Result<()> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(service::db::ensure_database(&ensure))?;
+            Ok(())
+        })
+        .join();
+        match created {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => panic!("cannot create the test database: {err:#}"),
+            Err(_) => panic!("creating the test database panicked"),
+        }
+        url
+    })
+    .clone()
 }
 
 /// `url` with its database replaced by `name` (its parameters, such as sslmode, kept).
