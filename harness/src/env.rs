@@ -131,7 +131,8 @@ impl TestEnvBuilder {
         let database_url = self.postgres.url().await?;
         let qdrant_url = self.qdrant.url().await?;
         let session = Session::get(&database_url, &qdrant_url).await?;
-        let app_name = format!("harness:{}", namespace.id);
+        // Named after the namespace so a reaper can end this test's sessions if the test is killed.
+        let app_name = service::namespace::client_name("harness", &namespace.id);
         let options = PgConnectOptions::from_str(&database_url)
             .map_err(|e| HarnessError::pg("parsing DATABASE_URL")(boxed(e)))?
             .application_name(&app_name)

@@ -44,12 +44,18 @@ impl Context {
             .context("DATABASE_URL / --database-url is not a valid PostgreSQL URL")?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let namespace = format!("{PREFIX}{id}");
-        let app_name = format!("load-{}", &id[..12]);
+        // Every connection is named after the namespace, so the reaper of a killed execution can end
+        // the sessions whose statements would otherwise commit after it deleted their rows.
+        let app_name = namespace::client_name("load", &namespace);
 
         let admin = PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().application_name("load-admin"))
+            .connect_with(
+                options
+                    .clone()
+                    .application_name(&namespace::client_name("load-admin", &namespace)),
+            )
             .await
             .with_context(|| format!("cannot connect to {}", redact(&args.database_url)))?;
         if !service::db::is_migrated(&admin).await? {
@@ -68,7 +74,9 @@ impl Context {
             eprintln!("load: removed {reaped} namespace(s) left by killed earlier executions");
         }
         let guard = NamespaceGuard::acquire(
-            &options.clone().application_name("load-guard"),
+            &options
+                .clone()
+                .application_name(&namespace::client_name("load-guard", &namespace)),
             &namespace,
             serde_json::json!({ "kind": "load" }),
         )
@@ -79,9 +87,9 @@ impl Context {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30))
             .connect_lazy_with(options.clone().application_name(&app_name));
-        let listener_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(options.application_name("load-listener"));
+        let listener_pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(
+            options.application_name(&namespace::client_name("load-listener", &namespace)),
+        );
         let waker = Arc::new(QueueWaker::start(&listener_pool).await?);
 
         Ok(Self {

@@ -4,12 +4,30 @@
 //! through a dedicated connection. `Drop` does not run on SIGKILL, but the server frees the lock
 //! when the connection dies, so [`reap_abandoned`] finds namespaces whose lock is free and removes
 //! their queues' rows.
+//!
+//! A dead client's statements can still commit after its lock is gone: the server runs what was
+//! already sent (or under way) before it notices the closed socket. So the owner names its
+//! connections with [`client_name`], and the reaper ends those sessions and waits for them before
+//! deleting; otherwise their rows would land after the delete and nobody would own them.
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::queue::QueueId;
+
+/// How long a reaper waits for a dead owner's sessions to end before leaving its namespace to a
+/// later reaper.
+const STRAGGLER_WAIT: Duration = Duration::from_secs(10);
+
+/// The `application_name` for an owner's connections that write into `namespace` (`role` tells
+/// them apart, e.g. `harness`, `load-admin`), which lets a reaper find its sessions left running.
+/// The server keeps 63 bytes of it, so the namespace must be shorter than that to be matched.
+pub fn client_name(role: &str, namespace: &str) -> String {
+    format!("{role}:{namespace}")
+}
 
 /// Errors of namespace ownership.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +103,7 @@ impl NamespaceGuard {
 
 /// Takes `namespace` on `conn`, a session that may hold many namespaces at once, registers it
 /// with `queues` and empties them, along with the queues a dead previous owner of the name left.
-/// False when a live owner holds it.
+/// False when a live owner holds it, or a dead one's sessions are still running.
 pub async fn take(
     conn: &mut PgConnection,
     namespace: &str,
@@ -97,8 +115,8 @@ pub async fn take(
     }
     let queues: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
     // One statement: every CTE sees the registration as it was before, so a dead owner's queues
-    // are emptied too.
-    let registered = sqlx::query(
+    // are emptied too, and the result says whether there was one.
+    let registered: Result<(bool, Vec<String>), sqlx::Error> = sqlx::query_as(
         "WITH queues AS (
                  SELECT $3::text[] || ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
                                             WHERE namespace = $1) AS ids),
@@ -109,18 +127,45 @@ pub async fn take(
                           created_at = now()),
               jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
               settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM queues)::text[]))
-         SELECT 1",
+         SELECT EXISTS (SELECT 1 FROM queue_namespaces WHERE namespace = $1),
+                (SELECT ids FROM queues)",
     )
     .bind(namespace)
     .bind(resources)
     .bind(&queues)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await;
-    if let Err(err) = registered {
-        // Do not keep a lock on a namespace that was not registered.
+    let result = match registered {
+        // A previous owner died holding the name: its sessions may still be writing into the
+        // queues just emptied.
+        Ok((true, ids)) => after_dead_owner(&mut *conn, namespace, &ids).await,
+        Ok((false, _)) => Ok(true),
+        Err(err) => Err(err),
+    };
+    if !matches!(result, Ok(true)) {
+        // Do not keep a lock on a namespace that was not taken.
         let _ = unlock(conn, namespace).await;
-        return Err(err.into());
     }
+    Ok(result?)
+}
+
+/// Ends a dead previous owner's sessions, then empties its queues again (of what they committed
+/// meanwhile). False if its sessions are still running.
+async fn after_dead_owner(
+    conn: &mut PgConnection,
+    namespace: &str,
+    queues: &[String],
+) -> Result<bool, sqlx::Error> {
+    if !end_owner_sessions(&mut *conn, namespace).await? {
+        return Ok(false);
+    }
+    sqlx::query(
+        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY($1))
+         DELETE FROM queue_settings WHERE queue_id = ANY($1)",
+    )
+    .bind(queues)
+    .execute(conn)
+    .await?;
     Ok(true)
 }
 
@@ -222,6 +267,11 @@ pub async fn reap_abandoned_on(
     let mut reaped = Vec::new();
     let mut failure = None;
     for candidate in dead {
+        if !end_owner_sessions(&mut *conn, &candidate.namespace).await? {
+            unlock(&mut *conn, &candidate.namespace).await?;
+            tracing::warn!(namespace = %candidate.namespace, "a dead owner's sessions are still running; leaving its namespace to a later reaper");
+            continue;
+        }
         let result = delete_namespace(&mut *conn, &candidate.namespace).await;
         // Unlock even after a failed delete: the lock was only taken to reap.
         unlock(&mut *conn, &candidate.namespace).await?;
@@ -236,6 +286,38 @@ pub async fn reap_abandoned_on(
     match failure {
         Some(err) => Err(err.into()),
         None => Ok(reaped),
+    }
+}
+
+/// Ends the sessions named with [`client_name`] for `namespace` (their open statements roll back)
+/// and waits until none is left. False if some still run after [`STRAGGLER_WAIT`].
+async fn end_owner_sessions(conn: &mut PgConnection, namespace: &str) -> Result<bool, sqlx::Error> {
+    const SESSIONS: &str = "FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND datname = current_database()
+           AND right(application_name, length($1)) = $1";
+    let suffix = format!(":{namespace}");
+    // Another role's sessions may not be ours to end: then they are only waited for (a dead
+    // client's session ends by itself once its statement is done).
+    if let Err(err) = sqlx::query(&format!("SELECT pg_terminate_backend(pid) {SESSIONS}"))
+        .bind(&suffix)
+        .execute(&mut *conn)
+        .await
+    {
+        tracing::debug!(%namespace, error = %err, "could not end a dead owner's sessions; waiting for them");
+    }
+    let deadline = Instant::now() + STRAGGLER_WAIT;
+    loop {
+        let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) {SESSIONS}"))
+            .bind(&suffix)
+            .fetch_one(&mut *conn)
+            .await?;
+        if left == 0 {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -7,6 +7,7 @@ mod control;
 mod enqueue;
 mod lease;
 mod migrate;
+mod namespace;
 mod notify;
 mod retry;
 mod vacuum;

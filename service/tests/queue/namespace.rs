@@ -1,0 +1,130 @@
+//! Reaping the namespace of a dead owner, including what its sessions were still writing.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use service::namespace::{self, NamespaceGuard};
+use service::queue::{NewJob, Queue, QueueId};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::{pool, TestResult};
+
+/// A writer of the namespace's owner in the middle of a transaction (left open on the returned
+/// connection), as a statement the server still runs for a killed client would be.
+async fn unfinished_write(
+    options: &PgConnectOptions,
+    pool: &sqlx::PgPool,
+    ns: &str,
+    queue: &QueueId,
+) -> anyhow::Result<PgConnection> {
+    let mut writer = PgConnection::connect_with(
+        &options
+            .clone()
+            .application_name(&namespace::client_name("writer", ns)),
+    )
+    .await?;
+    sqlx::query("BEGIN").execute(&mut writer).await?;
+    let jobs: Vec<NewJob> = (0..50)
+        .map(|i| NewJob::new(serde_json::json!({ "i": i })))
+        .collect();
+    Queue::new(pool.clone(), queue.clone())
+        .enqueue_many_with(&mut writer, &jobs)
+        .await?;
+    Ok(writer)
+}
+
+async fn commit(writer: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("COMMIT").execute(writer).await.map(drop)
+}
+
+async fn rows(pool: &sqlx::PgPool, queue: &QueueId) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM queue_jobs WHERE queue_id = $1")
+            .bind(queue.as_str())
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped() -> TestResult {
+    // Arrange
+    let (pool, url) = pool(2).await?;
+    let options = PgConnectOptions::from_str(&url)?;
+    let ns = format!("tns_{}", uuid::Uuid::new_v4().simple());
+    let queue = QueueId::new(format!("{ns}:q"))?;
+    let mut guard = NamespaceGuard::acquire(&options, &ns, serde_json::json!({})).await?;
+    guard.register_queue(&queue).await?;
+    let mut writer = unfinished_write(&options, &pool, &ns, &queue).await?;
+
+    // Act: the owner dies (its lock goes with its connection), a reaper runs, then the writer
+    // tries to commit.
+    drop(guard);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reaped = loop {
+        let reaped = namespace::reap_abandoned(&pool, &ns).await?;
+        if !reaped.is_empty() {
+            break reaped;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the dead owner's lock never came free"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let committed = commit(&mut writer).await;
+
+    // Assert
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].queue_ids, vec![queue.as_str().to_owned()]);
+    assert!(
+        committed.is_err(),
+        "the dead owner's write committed after the reap"
+    );
+    assert_eq!(
+        rows(&pool, &queue).await?,
+        0,
+        "rows of the reaped namespace remain"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_name_taken_over_from_a_dead_owner_gets_none_of_its_unfinished_writes() -> TestResult {
+    // Arrange: the name's queue is the same for every owner, as a harness slot's is.
+    let (pool, url) = pool(2).await?;
+    let options = PgConnectOptions::from_str(&url)?;
+    let ns = format!("tns_{}", uuid::Uuid::new_v4().simple());
+    let queue = QueueId::new(format!("{ns}:q"))?;
+    let resources = serde_json::json!({});
+    let mut first = PgConnection::connect_with(&options).await?;
+    assert!(namespace::take(&mut first, &ns, &resources, &[&queue]).await?);
+    let mut writer = unfinished_write(&options, &pool, &ns, &queue).await?;
+
+    // Act: the first owner dies; the next one takes the name, then the writer tries to commit.
+    drop(first);
+    let mut next = PgConnection::connect_with(&options).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !namespace::take(&mut next, &ns, &resources, &[&queue]).await? {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the dead owner's lock never came free"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let committed = commit(&mut writer).await;
+
+    // Assert
+    assert!(
+        committed.is_err(),
+        "the dead owner's write committed after the takeover"
+    );
+    assert_eq!(
+        rows(&pool, &queue).await?,
+        0,
+        "the new owner's queue holds the dead owner's rows"
+    );
+    namespace::release(&mut next, &ns).await?;
+    Ok(())
+}
