@@ -126,6 +126,7 @@ pub async fn take(
                       SET resources = excluded.resources, queue_ids = excluded.queue_ids,
                           created_at = now()),
               jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
+              api AS (DELETE FROM index_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
               settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM queues)::text[]))
          SELECT EXISTS (SELECT 1 FROM queue_namespaces WHERE namespace = $1),
                 (SELECT ids FROM queues)",
@@ -160,7 +161,8 @@ async fn after_dead_owner(
         return Ok(false);
     }
     sqlx::query(
-        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY($1))
+        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY($1)),
+              api AS (DELETE FROM index_jobs WHERE queue_id = ANY($1))
          DELETE FROM queue_settings WHERE queue_id = ANY($1)",
     )
     .bind(queues)
@@ -214,13 +216,15 @@ pub async fn unlock_group(conn: &mut PgConnection, group: &str) -> Result<(), Na
     Ok(unlock(conn, group).await?)
 }
 
-/// Deletes a namespace's queue rows, settings, ledger rows and registration in one statement (no
-/// lock taken: the caller owns the namespace, or knows its owner is gone).
+/// Deletes a namespace's queue rows, API jobs (`index_jobs` of its queues, with their per-file
+/// results), settings, ledger rows and registration in one statement (no lock taken: the caller
+/// owns the namespace, or knows its owner is gone).
 pub async fn delete_namespace(conn: &mut PgConnection, namespace: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH q AS (SELECT ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
                                  WHERE namespace = $1) AS ids),
               jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
+              api AS (DELETE FROM index_jobs WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
               settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
               ledger AS (DELETE FROM load_ledger
                          WHERE namespace = ANY(ARRAY[$1::text] || (SELECT ids FROM q))),

@@ -35,6 +35,21 @@ async fn the_reference_service_indexes_and_finds_code_inside_its_environment() -
     // Assert
     assert!(found.to_string().contains("parse_json_file"), "{found}");
     workers.shutdown(Duration::from_secs(10)).await;
+    let (queue, pool) = (env.queue_id().to_string(), env.pool().clone());
+    let api_jobs = "SELECT count(*) FROM index_jobs WHERE queue_id = $1";
+    let before: i64 = sqlx::query_scalar(api_jobs)
+        .bind(&queue)
+        .fetch_one(&pool)
+        .await?;
     env.finish().await?;
+    let after: i64 = sqlx::query_scalar(api_jobs)
+        .bind(&queue)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        (before, after),
+        (1, 0),
+        "the API job outlived the environment"
+    );
     Ok(())
 }

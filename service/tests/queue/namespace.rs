@@ -56,6 +56,13 @@ async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped(
     let queue = QueueId::new(format!("{ns}:q"))?;
     let mut guard = NamespaceGuard::acquire(&options, &ns, serde_json::json!({})).await?;
     guard.register_queue(&queue).await?;
+    sqlx::query(
+        "INSERT INTO index_jobs (id, queue_id, project, kind)
+         VALUES (gen_random_uuid(), $1, 'p', 'files')",
+    )
+    .bind(queue.as_str())
+    .execute(&pool)
+    .await?;
     let mut writer = unfinished_write(&options, &pool, &ns, &queue).await?;
 
     // Act: the owner dies (its lock goes with its connection), a reaper runs, then the writer
@@ -87,6 +94,11 @@ async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped(
         0,
         "rows of the reaped namespace remain"
     );
+    let api_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM index_jobs WHERE queue_id = $1")
+        .bind(queue.as_str())
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(api_jobs, 0, "API jobs of the reaped namespace remain");
     Ok(())
 }
 
