@@ -14,7 +14,7 @@ use service::configuration::Settings;
 use service::queue::{JobStatus, Queue};
 use service::startup::{Application, StartupError};
 use service::worker::{ShutdownReport, WorkerConfig, WorkerPool};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -244,6 +244,32 @@ impl Drop for TestApp {
         self.shutdown.cancel();
         // Keep the embedded Qdrant until the app's task has seen the cancel.
         let _ = self.qdrant.take();
+        // The shared database keeps nothing of this test: its queue rows, settings and API jobs
+        // (with their per-file results). Drop may run inside the test's runtime, even while it
+        // unwinds: clean up on a thread of our own with a plain connection.
+        let url = self.settings.database.url.expose_secret().to_owned();
+        let queue = self.queue.id().as_str().to_owned();
+        let cleanup = std::thread::spawn(move || -> anyhow::Result<()> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&url).await?;
+                    sqlx::query(
+                        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = $1),
+                              api AS (DELETE FROM index_jobs WHERE queue_id = $1)
+                         DELETE FROM queue_settings WHERE queue_id = $1",
+                    )
+                    .bind(&queue)
+                    .execute(&mut conn)
+                    .await?;
+                    conn.close().await?;
+                    anyhow::Ok(())
+                })
+        });
+        if let Ok(Err(err)) = cleanup.join() {
+            eprintln!("test app cleanup failed: {err:#}");
+        }
     }
 }
 
