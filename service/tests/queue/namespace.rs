@@ -38,9 +38,10 @@ async fn commit(writer: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("COMMIT").execute(writer).await.map(drop)
 }
 
-async fn rows(pool: &sqlx::PgPool, queue: &QueueId) -> anyhow::Result<i64> {
+/// Rows of `table` (`queue_jobs`, `index_jobs`) for `queue`.
+async fn rows(pool: &sqlx::PgPool, table: &str, queue: &QueueId) -> anyhow::Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT count(*) FROM queue_jobs WHERE queue_id = $1")
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE queue_id = $1"))
             .bind(queue.as_str())
             .fetch_one(pool)
             .await?,
@@ -90,15 +91,15 @@ async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped(
         "the dead owner's write committed after the reap"
     );
     assert_eq!(
-        rows(&pool, &queue).await?,
+        rows(&pool, "queue_jobs", &queue).await?,
         0,
         "rows of the reaped namespace remain"
     );
-    let api_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM index_jobs WHERE queue_id = $1")
-        .bind(queue.as_str())
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(api_jobs, 0, "API jobs of the reaped namespace remain");
+    assert_eq!(
+        rows(&pool, "index_jobs", &queue).await?,
+        0,
+        "API jobs of the reaped namespace remain"
+    );
     Ok(())
 }
 
@@ -133,7 +134,7 @@ async fn a_name_taken_over_from_a_dead_owner_gets_none_of_its_unfinished_writes(
         "the dead owner's write committed after the takeover"
     );
     assert_eq!(
-        rows(&pool, &queue).await?,
+        rows(&pool, "queue_jobs", &queue).await?,
         0,
         "the new owner's queue holds the dead owner's rows"
     );
