@@ -38,6 +38,15 @@ async fn commit(writer: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("COMMIT").execute(writer).await.map(drop)
 }
 
+/// A pool, connection options, a namespace no one else uses and its queue.
+async fn fresh_namespace() -> anyhow::Result<(sqlx::PgPool, PgConnectOptions, String, QueueId)> {
+    let (pool, url) = pool(2).await?;
+    let options = PgConnectOptions::from_str(&url)?;
+    let ns = format!("tns_{}", uuid::Uuid::new_v4().simple());
+    let queue = QueueId::new(format!("{ns}:q"))?;
+    Ok((pool, options, ns, queue))
+}
+
 /// Rows of `table` (`queue_jobs`, `index_jobs`) for `queue`.
 async fn rows(pool: &sqlx::PgPool, table: &str, queue: &QueueId) -> anyhow::Result<i64> {
     Ok(
@@ -51,10 +60,7 @@ async fn rows(pool: &sqlx::PgPool, table: &str, queue: &QueueId) -> anyhow::Resu
 #[tokio::test]
 async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped() -> TestResult {
     // Arrange
-    let (pool, url) = pool(2).await?;
-    let options = PgConnectOptions::from_str(&url)?;
-    let ns = format!("tns_{}", uuid::Uuid::new_v4().simple());
-    let queue = QueueId::new(format!("{ns}:q"))?;
+    let (pool, options, ns, queue) = fresh_namespace().await?;
     let mut guard = NamespaceGuard::acquire(&options, &ns, serde_json::json!({})).await?;
     guard.register_queue(&queue).await?;
     sqlx::query(
@@ -106,10 +112,7 @@ async fn a_dead_owners_unfinished_write_is_ended_before_its_namespace_is_reaped(
 #[tokio::test]
 async fn a_name_taken_over_from_a_dead_owner_gets_none_of_its_unfinished_writes() -> TestResult {
     // Arrange: the name's queue is the same for every owner, as a harness slot's is.
-    let (pool, url) = pool(2).await?;
-    let options = PgConnectOptions::from_str(&url)?;
-    let ns = format!("tns_{}", uuid::Uuid::new_v4().simple());
-    let queue = QueueId::new(format!("{ns}:q"))?;
+    let (pool, options, ns, queue) = fresh_namespace().await?;
     let resources = serde_json::json!({});
     let mut first = PgConnection::connect_with(&options).await?;
     assert!(namespace::take(&mut first, &ns, &resources, &[&queue]).await?);
