@@ -105,8 +105,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Clean up this run's rows.
-    service::jobs::delete_for_queue(&state.pool, state.queue.id()).await?;
-    state.queue.purge().await?;
+    service::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
     shutdown.cancel();
     server.await??;
     qdrant.stop().await;

@@ -112,8 +112,7 @@ async fn main() -> anyhow::Result<()> {
         100.0 * end_to_end / embed_only
     );
 
-    service::jobs::delete_for_queue(&state.pool, state.queue.id()).await?;
-    state.queue.purge().await?;
+    service::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
     shutdown.cancel();
     server.await??;
     qdrant.stop().await;

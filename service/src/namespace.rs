@@ -10,6 +10,7 @@
 //! connections with [`client_name`], and the reaper ends those sessions and waits for them before
 //! deleting; otherwise their rows would land after the delete and nobody would own them.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -116,26 +117,28 @@ pub async fn take(
     let queues: Vec<&str> = queues.iter().map(|q| q.as_str()).collect();
     // One statement: every CTE sees the registration as it was before, so a dead owner's queues
     // are emptied too, and the result says whether there was one.
-    let registered: Result<(bool, Vec<String>), sqlx::Error> = sqlx::query_as(
-        "WITH queues AS (
-                 SELECT $3::text[] || ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
-                                            WHERE namespace = $1) AS ids),
-              reg AS (INSERT INTO queue_namespaces (namespace, resources, queue_ids)
-                      VALUES ($1, $2, $3)
-                      ON CONFLICT (namespace) DO UPDATE
-                      SET resources = excluded.resources, queue_ids = excluded.queue_ids,
-                          created_at = now()),
-              jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
-              api AS (DELETE FROM index_jobs WHERE queue_id = ANY((SELECT ids FROM queues)::text[])),
-              settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM queues)::text[]))
-         SELECT EXISTS (SELECT 1 FROM queue_namespaces WHERE namespace = $1),
-                (SELECT ids FROM queues)",
-    )
-    .bind(namespace)
-    .bind(resources)
-    .bind(&queues)
-    .fetch_one(&mut *conn)
-    .await;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH queues AS (
+                     SELECT $3::text[] || ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
+                                                WHERE namespace = $1) AS ids),
+                  reg AS (INSERT INTO queue_namespaces (namespace, resources, queue_ids)
+                          VALUES ($1, $2, $3)
+                          ON CONFLICT (namespace) DO UPDATE
+                          SET resources = excluded.resources, queue_ids = excluded.queue_ids,
+                              created_at = now()),
+                  {}
+             SELECT EXISTS (SELECT 1 FROM queue_namespaces WHERE namespace = $1),
+                    (SELECT ids FROM queues)",
+            queue_data_deletes("(SELECT ids FROM queues)")
+        )
+    });
+    let registered: Result<(bool, Vec<String>), sqlx::Error> = sqlx::query_as(&SQL)
+        .bind(namespace)
+        .bind(resources)
+        .bind(&queues)
+        .fetch_one(&mut *conn)
+        .await;
     let result = match registered {
         // A previous owner died holding the name: its sessions may still be writing into the
         // queues just emptied.
@@ -160,15 +163,32 @@ async fn after_dead_owner(
     if !end_owner_sessions(&mut *conn, namespace).await? {
         return Ok(false);
     }
-    sqlx::query(
-        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY($1)),
-              api AS (DELETE FROM index_jobs WHERE queue_id = ANY($1))
-         DELETE FROM queue_settings WHERE queue_id = ANY($1)",
-    )
-    .bind(queues)
-    .execute(conn)
-    .await?;
+    let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
+    delete_queues(conn, &queues).await?;
     Ok(true)
+}
+
+/// CTEs `jobs`, `api` and `settings` deleting everything kept for the queues in `ids` (an SQL
+/// `text[]` expression): their rows, the reference service's API jobs on them (with their
+/// per-file results) and their settings. The one list of what a queue leaves in the database.
+fn queue_data_deletes(ids: &str) -> String {
+    format!(
+        "jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY({ids}::text[])),
+         api AS (DELETE FROM index_jobs WHERE queue_id = ANY({ids}::text[])),
+         settings AS (DELETE FROM queue_settings WHERE queue_id = ANY({ids}::text[]))"
+    )
+}
+
+/// Deletes everything kept for `queues` in one statement: their rows, the reference service's
+/// API jobs on them and their settings (test and benchmark teardown, a dead owner's leftovers).
+pub async fn delete_queues<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    queues: &[&str],
+) -> Result<(), sqlx::Error> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("WITH {} SELECT 1", queue_data_deletes("$1")));
+    sqlx::query(&SQL).bind(queues).execute(executor).await?;
+    Ok(())
 }
 
 /// Deletes `namespace`'s rows and registration, then gives up its lock held by `conn`.
@@ -220,20 +240,19 @@ pub async fn unlock_group(conn: &mut PgConnection, group: &str) -> Result<(), Na
 /// results), settings, ledger rows and registration in one statement (no lock taken: the caller
 /// owns the namespace, or knows its owner is gone).
 pub async fn delete_namespace(conn: &mut PgConnection, namespace: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH q AS (SELECT ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
-                                 WHERE namespace = $1) AS ids),
-              jobs AS (DELETE FROM queue_jobs WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
-              api AS (DELETE FROM index_jobs WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
-              settings AS (DELETE FROM queue_settings WHERE queue_id = ANY((SELECT ids FROM q)::text[])),
-              ledger AS (DELETE FROM load_ledger
-                         WHERE namespace = ANY(ARRAY[$1::text] || (SELECT ids FROM q))),
-              reg AS (DELETE FROM queue_namespaces WHERE namespace = $1)
-         SELECT 1",
-    )
-    .bind(namespace)
-    .execute(conn)
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH q AS (SELECT ARRAY(SELECT unnest(queue_ids) FROM queue_namespaces
+                                     WHERE namespace = $1) AS ids),
+                  {},
+                  ledger AS (DELETE FROM load_ledger
+                             WHERE namespace = ANY(ARRAY[$1::text] || (SELECT ids FROM q))),
+                  reg AS (DELETE FROM queue_namespaces WHERE namespace = $1)
+             SELECT 1",
+            queue_data_deletes("(SELECT ids FROM q)")
+        )
+    });
+    sqlx::query(&SQL).bind(namespace).execute(conn).await?;
     Ok(())
 }
 

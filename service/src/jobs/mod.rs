@@ -230,20 +230,6 @@ pub async fn insert_jobs<'e>(
     Ok(())
 }
 
-/// Deletes every job whose rows went on `queue_id`, with their file results (bench and test
-/// cleanup; [`crate::queue::Queue::purge`] removes the queue rows).
-pub async fn delete_for_queue<'e>(
-    executor: impl PgExecutor<'e>,
-    queue_id: &QueueId,
-) -> Result<u64, JobStoreError> {
-    let deleted = sqlx::query("DELETE FROM index_jobs WHERE queue_id = $1")
-        .bind(queue_id.as_str())
-        .execute(executor)
-        .await?
-        .rows_affected();
-    Ok(deleted)
-}
-
 /// Locks a job row until the end of the transaction, so concurrent workers finishing files of
 /// one job record them one after the other and each sees the others' results.
 pub async fn lock_job(conn: &mut PgConnection, job_id: Uuid) -> Result<bool, JobStoreError> {

@@ -255,14 +255,7 @@ impl Drop for TestApp {
                 .build()?
                 .block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&url).await?;
-                    sqlx::query(
-                        "WITH jobs AS (DELETE FROM queue_jobs WHERE queue_id = $1),
-                              api AS (DELETE FROM index_jobs WHERE queue_id = $1)
-                         DELETE FROM queue_settings WHERE queue_id = $1",
-                    )
-                    .bind(&queue)
-                    .execute(&mut conn)
-                    .await?;
+                    service::namespace::delete_queues(&mut conn, &[&queue]).await?;
                     conn.close().await?;
                     anyhow::Ok(())
                 })

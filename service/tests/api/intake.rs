@@ -137,7 +137,6 @@ async fn a_job_the_database_refuses_fails_alone() -> TestResult {
 }
 
 async fn cleanup(state: &service::api::AppState) -> TestResult {
-    service::jobs::delete_for_queue(&state.pool, state.queue.id()).await?;
-    state.queue.purge().await?;
+    service::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
     Ok(())
 }

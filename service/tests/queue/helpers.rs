@@ -79,14 +79,8 @@ impl Drop for TestQueue {
                 .build()?;
             rt.block_on(async {
                 let mut conn = PgConnection::connect(&url).await?;
-                sqlx::query("DELETE FROM queue_jobs WHERE queue_id = ANY($1)")
-                    .bind(&ids)
-                    .execute(&mut conn)
-                    .await?;
-                sqlx::query("DELETE FROM queue_settings WHERE queue_id = ANY($1)")
-                    .bind(&ids)
-                    .execute(&mut conn)
-                    .await?;
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                service::namespace::delete_queues(&mut conn, &ids).await?;
                 conn.close().await?;
                 anyhow::Ok(())
             })
