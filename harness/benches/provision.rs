@@ -105,7 +105,7 @@ async fn provision_once(case: Case) -> Duration {
     }
     let elapsed = started.elapsed();
     if let Some(worker) = worker {
-        worker.stop().await;
+        worker.shutdown().await;
     }
     env.finish().await.expect("cleanup");
     elapsed
@@ -184,7 +184,7 @@ fn provision(c: &mut Criterion) {
 
     // Same server and connection settings (TLS or not) as the environments above.
     let options =
-        PgConnectOptions::from_str(&service::db::database_url_from_env()).expect("database URL");
+        PgConnectOptions::from_str(&queue::db::database_url_from_env()).expect("database URL");
     c.bench_function("createdb_migrate", |b| {
         let options = options.clone();
         b.to_async(&rt).iter_custom(move |iters| {
@@ -204,7 +204,7 @@ fn provision(c: &mut Criterion) {
                     let mut conn = PgConnection::connect_with(&options.clone().database(&name))
                         .await
                         .expect("connect");
-                    service::db::MIGRATOR
+                    queue::db::MIGRATOR
                         .run_direct(&mut conn)
                         .await
                         .expect("migrate");

@@ -1,8 +1,6 @@
 //! Where PostgreSQL and Qdrant come from: given URLs (CI services, staging), an embedded Qdrant
 //! started once per test process, or containers for users with Docker.
 
-use std::sync::OnceLock;
-
 use crate::error::HarnessError;
 
 /// The PostgreSQL a test environment uses.
@@ -21,7 +19,8 @@ pub enum QdrantBackend {
     /// A server at this gRPC URL (`QDRANT_URL`): a real Qdrant, or one shared embedded server
     /// for the whole test run.
     Url(String),
-    /// An embedded Qdrant started once per test process, on its own thread.
+    /// An embedded Qdrant started once per test process, on its own thread (feature
+    /// `embedded-qdrant`; without it, a clear error asks for `QDRANT_URL`).
     EmbeddedPerProcess,
     /// A `qdrant/qdrant` container shared by the test process (feature `testcontainers`).
     #[cfg(feature = "testcontainers")]
@@ -31,7 +30,7 @@ pub enum QdrantBackend {
 impl PostgresBackend {
     /// `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/queue_vector?sslmode=disable`.
     pub fn from_env() -> Self {
-        PostgresBackend::Url(service::db::database_url_from_env())
+        PostgresBackend::Url(queue::db::database_url_from_env())
     }
 
     pub(crate) async fn url(&self) -> Result<String, HarnessError> {
@@ -62,9 +61,21 @@ impl QdrantBackend {
     }
 }
 
-/// Starts the process's embedded Qdrant, once, on a thread of its own.
+/// Without the `embedded-qdrant` feature there is no Qdrant to start.
+#[cfg(not(feature = "embedded-qdrant"))]
 fn embedded_url() -> Result<String, HarnessError> {
-    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    Err(HarnessError::Config(
+        "QDRANT_URL is not set: point it at a Qdrant (gRPC, e.g. http://127.0.0.1:6334), run the \
+         tests under nextest with the shared Qdrant setup script (docs/harness.md), or enable \
+         the harness's `embedded-qdrant` feature"
+            .into(),
+    ))
+}
+
+/// Starts the process's embedded Qdrant, once, on a thread of its own.
+#[cfg(feature = "embedded-qdrant")]
+fn embedded_url() -> Result<String, HarnessError> {
+    static URL: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
         on_own_thread("embedded-qdrant", || async {
             let handle = qdrant_embedded::start(qdrant_embedded::Config::default())
@@ -83,6 +94,10 @@ fn embedded_url() -> Result<String, HarnessError> {
     })
 }
 
+#[cfg_attr(
+    not(any(feature = "embedded-qdrant", feature = "testcontainers")),
+    allow(dead_code)
+)]
 /// Runs `start` on a thread and runtime of its own and keeps what it returns alive until the
 /// process exits, so a server or container outlives the runtime of the test that started it
 /// (under `cargo test` many tests share the process). Returns the URL `start` gave.

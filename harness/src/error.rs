@@ -31,6 +31,25 @@ pub enum HarnessError {
         /// The queue's rows by status, last errors and recent log lines.
         dump: String,
     },
+    /// The environment's namespace was taken from it while the test ran: its session's
+    /// connection dropped and another process reaped or took the namespace before the session
+    /// came back. The test's queue rows and data may be gone.
+    #[error("test environment {namespace} lost its namespace: {reason}; the test cannot be trusted, rerun it")]
+    NamespaceLost {
+        /// The namespace.
+        namespace: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A condition a test waited for ([`crate::wait_for`]) could not be checked.
+    #[error("checking {what}: {source}")]
+    Check {
+        /// What was awaited.
+        what: String,
+        /// Why the check failed.
+        #[source]
+        source: BoxError,
+    },
     /// The test broke isolation.
     #[error("isolation broken: {0}")]
     Isolation(String),
@@ -55,6 +74,9 @@ impl HarnessError {
         move |source| HarnessError::Qdrant { context, source }
     }
 }
+
+/// Any error, boxed: what a [`crate::wait_for`] check may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Boxes any error for [`HarnessError`]'s sources.
 pub(crate) fn boxed<E: std::error::Error + Send + Sync + 'static>(

@@ -5,8 +5,16 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), harness::HarnessError> {
-//! let env = harness::TestEnv::new("my_test").await?;
-//! // env.queue_id(), env.collection(), env.project(), env.pool(), env.qdrant()
+//! let env = harness::TestEnv::builder("my_test").vector_size(8).build().await?;
+//! let _worker = env
+//!     .spawn_worker(|job: harness::queue::ClaimedJob| async move {
+//!         println!("working on {}", job.payload);
+//!         Ok::<(), harness::queue::JobFailure>(())
+//!     })
+//!     .await?;
+//! let id = env.enqueue(serde_json::json!({ "doc": "hello" })).await?;
+//! env.wait_for_job(id, std::time::Duration::from_secs(30)).await?;
+//! env.finish().await?; // isolation check, then cleanup (Drop cleans up too)
 //! # Ok(()) }
 //! ```
 //!
@@ -14,17 +22,21 @@
 //!   a Qdrant collection, a project name containing the test's name, and a PostgreSQL pool sized
 //!   from a connection budget. Cleaned up on drop (also after a panic); what a killed test left
 //!   is reaped when the next environment starts.
-//! - [`TestEnv::spawn_worker`]: workers bound to the environment's queue, running your handler.
+//! - [`TestEnv::spawn_worker`]: the queue crate's worker runtime (the one production runs),
+//!   bound to the environment's queue and running your handler.
 //! - [`TestEnv::spawn_app`]: any axum `Router` served on an ephemeral port.
-//! - [`TestEnv::spawn_service_app`] / [`TestEnv::spawn_service_worker`]: the reference service's
-//!   router and worker pool bound to the environment.
 //! - [`TestEnv::wait_for_job`] / [`TestEnv::wait_idle`]: waits that fail with a state dump.
 //! - [`TestEnv::search`] and [`TestEnv::assert_isolated`]: project-scoped reads, and a check
 //!   that fails a test which read without the project filter or wrote into another queue.
+//!
+//! Qdrant comes from `QDRANT_URL` (a real server, or one embedded server shared by a nextest
+//! run); with the `embedded-qdrant` feature, a process without `QDRANT_URL` starts its own.
 #![warn(missing_docs)]
 
 mod app;
 mod backend;
+mod builder;
+mod collection;
 mod env;
 mod error;
 pub mod fixtures;
@@ -32,19 +44,21 @@ mod isolation;
 mod logs;
 mod naming;
 mod reaper;
-mod reference;
+mod runtime;
 mod session;
 mod wait;
-mod worker;
 
 pub use app::TestApp;
 pub use backend::{PostgresBackend, QdrantBackend};
-pub use env::{CollectionMode, TestEnv, TestEnvBuilder};
-pub use error::HarnessError;
+pub use builder::TestEnvBuilder;
+pub use collection::CollectionMode;
+pub use env::{current_test_name, TestEnv};
+pub use error::{BoxError, HarnessError};
 pub use isolation::{IsolationViolation, ScopedQdrant};
 pub use naming::Namespace;
-pub use wait::wait_until;
-pub use worker::{JobHandler, WorkerHandle};
+pub use queue::worker::{Handler, WorkerHandle};
+pub use wait::{wait_for, wait_until};
 
-/// The queue core the environments are built on.
-pub use service::queue;
+/// The queue crate the environments are built on, re-exported so a test uses the very version
+/// the harness was built with (its `ClaimedJob`, `JobFailure`, `Queue` are the harness's).
+pub use queue;

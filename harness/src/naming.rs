@@ -150,6 +150,6 @@ mod tests {
             "{}",
             a.project
         );
-        assert!(service::queue::QueueId::new(&a.id).is_ok());
+        assert!(queue::QueueId::new(&a.id).is_ok());
     }
 }

@@ -5,92 +5,50 @@
 //! Opening connections is most of what a new environment used to cost (a PostgreSQL connection
 //! takes milliseconds, more with TLS). Sharing them needs care: a connection belongs to the
 //! runtime that opened it, and every `#[tokio::test]` has its own runtime, gone when its test
-//! ends. So the shared parts live on a runtime thread of the harness's own for the whole process,
-//! and environments hand work to it.
+//! ends. So the shared parts live on a runtime thread of the harness's own for the whole process
+//! ([`crate::runtime`]), and environments hand work to it.
+//!
+//! The session's connection holds the locks that tell reapers these environments are alive. If
+//! it drops (a PostgreSQL restart, an idle timeout, a terminated backend), the locks go with it:
+//! a watcher notices within a second, reconnects and takes every lock back. A namespace that
+//! another process took or reaped meanwhile is marked lost, and its test fails with
+//! [`HarnessError::NamespaceLost`] instead of running on without its data.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use qdrant_client::Qdrant;
+use queue::namespace;
+use queue::{QueueId, QueueWaker};
 use serde_json::Value;
-use service::namespace;
-use service::queue::{QueueId, QueueWaker};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
-use tokio::runtime::Handle;
+use uuid::Uuid;
 
 use crate::error::{boxed, HarnessError};
 use crate::naming::PREFIX;
+use crate::runtime::on_runtime;
 
-/// The harness's runtime: one worker thread, alive until the process exits.
-fn runtime() -> Result<&'static Handle, HarnessError> {
-    static HANDLE: OnceLock<Result<Handle, String>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("harness-session".into())
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("harness-session")
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => {
-                            let _ = tx.send(Ok(rt.handle().clone()));
-                            rt.block_on(std::future::pending::<()>());
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            rx.recv()
-                .unwrap_or_else(|_| Err("the harness runtime thread died".into()))
-        })
-        .as_ref()
-        .map_err(|e| HarnessError::Config(format!("starting the harness runtime: {e}")))
-}
+/// The harness's own tables (the registry of collections it created).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Runs `work` on the harness's runtime and waits for it from any runtime (or none).
-pub(crate) async fn on_runtime<F, T>(work: F) -> Result<T, HarnessError>
-where
-    F: Future<Output = Result<T, HarnessError>> + Send + 'static,
-    T: Send + 'static,
-{
-    runtime()?
-        .spawn(work)
-        .await
-        .map_err(|e| HarnessError::Config(format!("harness task failed: {e}")))?
-}
-
-/// Runs `work` on the harness's runtime and blocks the calling thread until it is done (for
-/// `Drop`, which cannot await; the work does not need the caller's runtime).
-pub(crate) fn block_on_runtime<F, T>(work: F) -> Result<T, HarnessError>
-where
-    F: Future<Output = Result<T, HarnessError>> + Send + 'static,
-    T: Send + 'static,
-{
-    let handle = runtime()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    handle.spawn(async move {
-        let _ = tx.send(work.await);
-    });
-    rx.recv()
-        .unwrap_or_else(|_| Err(HarnessError::Config("harness task failed".into())))
-}
+/// How often the watcher checks the session's connection.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// The shared parts for one pair of servers. Only used on the harness's runtime.
 pub(crate) struct Session {
     conn: tokio::sync::Mutex<PgConnection>,
-    /// Namespaces whose lock `conn` holds (the reaper must skip them: locks are re-entrant).
-    held: Mutex<HashSet<String>>,
+    options: PgConnectOptions,
+    /// Namespaces whose lock `conn` holds, with the owner token registered in their resources
+    /// (the reaper must skip them: locks are re-entrant).
+    held: Mutex<HashMap<String, String>>,
     /// Runs whose group lock `conn` holds shared.
     groups: Mutex<HashSet<String>>,
+    /// Namespaces lost while the connection was down, with what happened.
+    lost: Mutex<HashMap<String, String>>,
     qdrant: Arc<Qdrant>,
     database_url: String,
     waker: tokio::sync::OnceCell<Arc<QueueWaker>>,
@@ -109,10 +67,7 @@ impl Session {
     ) -> Result<Arc<Session>, HarnessError> {
         static SESSIONS: OnceLock<Sessions> = OnceLock::new();
         let cell = {
-            let mut sessions = SESSIONS
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut sessions = lock(SESSIONS.get_or_init(Default::default));
             sessions
                 .entry((database_url.to_owned(), qdrant_url.to_owned()))
                 .or_default()
@@ -139,7 +94,7 @@ impl Session {
             Err(err)
                 if err.as_database_error().and_then(|e| e.code()).as_deref() == Some("3D000") =>
             {
-                service::db::ensure_database(&database_url)
+                queue::db::ensure_database(&database_url)
                     .await
                     .map_err(|e| HarnessError::pg("creating the database")(boxed(e)))?;
                 PgConnection::connect_with(&options)
@@ -149,28 +104,34 @@ impl Session {
             Err(err) => return Err(HarnessError::pg("connecting")(boxed(err))),
         };
         // Migrations are applied once for all concurrent test processes (under an advisory lock);
-        // the usual case is one query that finds them applied.
-        let migrated = service::db::is_migrated_on(&mut conn)
-            .await
-            .map_err(|e| HarnessError::pg("checking migrations")(boxed(e)))?;
-        if !migrated {
-            service::db::migrate_on(&mut conn)
+        // the usual case is one query per owner that finds them applied.
+        for migrator in [&queue::db::MIGRATOR, &MIGRATOR] {
+            let migrated = queue::db::is_migrated_on(&mut conn, migrator)
                 .await
-                .map_err(|e| HarnessError::pg("migrating")(boxed(e)))?;
+                .map_err(|e| HarnessError::pg("checking migrations")(boxed(e)))?;
+            if !migrated {
+                queue::db::migrate_on(&mut conn, migrator)
+                    .await
+                    .map_err(|e| HarnessError::pg("migrating")(boxed(e)))?;
+            }
         }
         let qdrant = Qdrant::from_url(&qdrant_url)
             .skip_compatibility_check()
             .build()
             .map_err(|e| HarnessError::qdrant("connecting")(boxed(e)))?;
-        Ok(Arc::new(Session {
+        let session = Arc::new(Session {
             conn: tokio::sync::Mutex::new(conn),
+            options,
             held: Mutex::default(),
             groups: Mutex::default(),
+            lost: Mutex::default(),
             qdrant: Arc::new(qdrant),
             database_url,
             waker: tokio::sync::OnceCell::new(),
             swept: Default::default(),
-        }))
+        });
+        tokio::spawn(watch(Arc::downgrade(&session)));
+        Ok(session)
     }
 
     /// The Qdrant client shared by this process's environments.
@@ -181,6 +142,11 @@ impl Session {
     /// Whether this process still has to sweep finished runs' collections (true once).
     pub(crate) fn first_sweep(&self) -> bool {
         !self.swept.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Why `ns` is lost, if it is (see the module docs).
+    pub(crate) fn lost(&self, ns: &str) -> Option<String> {
+        lock(&self.lost).get(ns).cloned()
     }
 
     /// The wake-up listener shared by every worker of this process (one LISTEN connection).
@@ -204,18 +170,19 @@ impl Session {
 
     /// Joins `run` (shared lock, once per process), so its collections outlive this test.
     pub(crate) async fn join_run(&self, run: &str) -> Result<(), HarnessError> {
-        if names(&self.groups).contains(run) {
+        if lock(&self.groups).contains(run) {
             return Ok(());
         }
         let mut conn = self.conn.lock().await;
         namespace::hold_group(&mut conn, run)
             .await
             .map_err(|e| HarnessError::pg("joining the run")(boxed(e)))?;
-        names(&self.groups).insert(run.to_owned());
+        lock(&self.groups).insert(run.to_owned());
         Ok(())
     }
 
     /// Takes `ns` with its queue (emptied), or `false` while another live owner holds it.
+    /// `resources` gets an owner token, by which a reconnected session knows its registration.
     pub(crate) async fn take(
         &self,
         ns: &str,
@@ -224,26 +191,60 @@ impl Session {
     ) -> Result<bool, HarnessError> {
         let mut conn = self.conn.lock().await;
         // Advisory locks are re-entrant: the server would hand this session a name it holds.
-        if names(&self.held).contains(ns) {
+        if lock(&self.held).contains_key(ns) {
             return Ok(false);
         }
-        let taken = namespace::take(&mut conn, ns, resources, &[queue])
+        let token = Uuid::new_v4().to_string();
+        let mut resources = resources.clone();
+        resources["owner"] = Value::from(token.clone());
+        let taken = namespace::take(&mut conn, ns, &resources, &[queue])
             .await
             .map_err(|e| HarnessError::pg("taking the namespace")(boxed(e)))?;
         if taken {
-            names(&self.held).insert(ns.to_owned());
+            lock(&self.held).insert(ns.to_owned(), token);
+            lock(&self.lost).remove(ns);
         }
         Ok(taken)
     }
 
-    /// Deletes `ns`'s rows and registration and gives its lock up; first returns the queues
+    /// Records a per-slot collection this database's environments created, so only this
+    /// database's sweeps may delete it.
+    pub(crate) async fn register_collection(
+        &self,
+        collection: &str,
+        run: &str,
+    ) -> Result<(), HarnessError> {
+        let mut conn = self.conn.lock().await;
+        sqlx::query(
+            "INSERT INTO harness_collections (collection, run) VALUES ($1, $2)
+             ON CONFLICT (collection) DO NOTHING",
+        )
+        .bind(collection)
+        .bind(run)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| HarnessError::pg("registering the collection")(boxed(e)))?;
+        Ok(())
+    }
+
+    /// Deletes `ns`'s data and registration and gives its lock up; first returns the queues
     /// that clients named `app_name` wrote to other than `own` (the isolation check of `Drop`).
+    /// Fails with [`HarnessError::NamespaceLost`] when the namespace was lost.
     pub(crate) async fn release(
         &self,
         ns: &str,
         foreign_check: Option<(&str, &QueueId)>,
     ) -> Result<Vec<(String, i64)>, HarnessError> {
         let mut conn = self.conn.lock().await;
+        if conn.ping().await.is_err() {
+            self.reconnect(&mut conn).await;
+        }
+        if let Some(reason) = self.lost(ns) {
+            return Err(HarnessError::NamespaceLost {
+                namespace: ns.to_owned(),
+                reason,
+            });
+        }
         let foreign = match foreign_check {
             Some((app_name, own)) => namespace::rows_written_outside(&mut *conn, app_name, own)
                 .await
@@ -253,8 +254,14 @@ impl Session {
         namespace::release(&mut conn, ns)
             .await
             .map_err(|e| HarnessError::pg("releasing the namespace")(boxed(e)))?;
-        names(&self.held).remove(ns);
+        lock(&self.held).remove(ns);
         Ok(foreign)
+    }
+
+    /// Forgets a namespace whose environment is gone without releasing it (it was lost).
+    pub(crate) fn forget(&self, ns: &str) {
+        lock(&self.held).remove(ns);
+        lock(&self.lost).remove(ns);
     }
 
     /// Removes namespaces whose owner died (their lock is free), returning what they held.
@@ -262,40 +269,155 @@ impl Session {
         &self,
     ) -> Result<Vec<namespace::AbandonedNamespace>, HarnessError> {
         let mut conn = self.conn.lock().await;
-        let held: Vec<String> = names(&self.held).iter().cloned().collect();
+        let held: Vec<String> = lock(&self.held).keys().cloned().collect();
         namespace::reap_abandoned_on(&mut conn, PREFIX, &held)
             .await
             .map_err(|e| HarnessError::pg("reaping abandoned namespaces")(boxed(e)))
     }
 
-    /// Runs `remove` while holding `run`'s lock exclusively, if no member of the run is alive.
+    /// This database's per-slot collections with their runs, except the runs this process is in.
+    pub(crate) async fn collections_of_other_runs(
+        &self,
+    ) -> Result<Vec<(String, String)>, HarnessError> {
+        let mine: Vec<String> = lock(&self.groups).iter().cloned().collect();
+        let mut conn = self.conn.lock().await;
+        sqlx::query_as("SELECT collection, run FROM harness_collections WHERE run <> ALL($1)")
+            .bind(&mine)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| HarnessError::pg("listing collections")(boxed(e)))
+    }
+
+    /// Runs `remove` while holding `run`'s lock exclusively, if no member of the run is alive;
+    /// then forgets `collection`. Returns whether it ran.
     pub(crate) async fn with_finished_run<F, Fut>(
         &self,
         run: &str,
+        collection: &str,
         remove: F,
-    ) -> Result<(), HarnessError>
+    ) -> Result<bool, HarnessError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = ()>,
+        Fut: std::future::Future<Output = bool>,
     {
-        if names(&self.groups).contains(run) {
-            return Ok(());
+        if lock(&self.groups).contains(run) {
+            return Ok(false);
         }
         let mut conn = self.conn.lock().await;
         let free = namespace::try_lock_group(&mut conn, run)
             .await
             .map_err(|e| HarnessError::pg("locking a finished run")(boxed(e)))?;
-        if free {
-            remove().await;
-            namespace::unlock_group(&mut conn, run)
-                .await
-                .map_err(|e| HarnessError::pg("unlocking a finished run")(boxed(e)))?;
+        if !free {
+            return Ok(false);
         }
-        Ok(())
+        let removed = remove().await;
+        let forgotten = match removed {
+            true => sqlx::query("DELETE FROM harness_collections WHERE collection = $1")
+                .bind(collection)
+                .execute(&mut *conn)
+                .await
+                .map(drop),
+            false => Ok(()),
+        };
+        namespace::unlock_group(&mut conn, run)
+            .await
+            .map_err(|e| HarnessError::pg("unlocking a finished run")(boxed(e)))?;
+        forgotten.map_err(|e| HarnessError::pg("forgetting a collection")(boxed(e)))?;
+        Ok(removed)
+    }
+
+    /// Opens a new connection after the old one dropped and takes every lock back; namespaces
+    /// another process took or reaped meanwhile are marked lost.
+    async fn reconnect(&self, conn: &mut PgConnection) {
+        let mut fresh = match PgConnection::connect_with(&self.options).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(%error, "the harness session is down and cannot reconnect yet");
+                return;
+            }
+        };
+        tracing::warn!("the harness session's connection dropped; taking its locks back");
+        let groups: Vec<String> = lock(&self.groups).iter().cloned().collect();
+        for run in groups {
+            if let Err(error) = namespace::hold_group(&mut fresh, &run).await {
+                tracing::warn!(%error, %run, "could not rejoin a run");
+            }
+        }
+        let held: Vec<(String, String)> = lock(&self.held)
+            .iter()
+            .map(|(ns, token)| (ns.clone(), token.clone()))
+            .collect();
+        for (ns, token) in held {
+            if let Some(reason) = retake(&mut fresh, &ns, &token).await {
+                tracing::error!(namespace = %ns, %reason, "a test environment lost its namespace");
+                lock(&self.lost).insert(ns, reason);
+            }
+        }
+        *conn = fresh;
     }
 }
 
-/// A set of lock names, usable after a panic elsewhere (it holds plain data).
-fn names(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
-    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Takes `ns`'s lock back on a new connection; `Some(why)` when the namespace is no longer this
+/// session's (another owner holds it, or it was reaped and perhaps taken again).
+async fn retake(conn: &mut PgConnection, ns: &str, token: &str) -> Option<String> {
+    let locked: Result<bool, _> =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(ns)
+            .fetch_one(&mut *conn)
+            .await;
+    match locked {
+        Ok(true) => {}
+        Ok(false) => {
+            return Some(
+                "the harness's PostgreSQL session dropped, and another process took the \
+                 namespace before the session came back"
+                    .into(),
+            )
+        }
+        Err(error) => return Some(format!("its lock could not be taken back: {error}")),
+    }
+    let owner: Result<Option<Option<String>>, _> = sqlx::query_scalar(
+        "SELECT resources ->> 'owner' FROM queue_namespaces WHERE namespace = $1",
+    )
+    .bind(ns)
+    .fetch_optional(&mut *conn)
+    .await;
+    let why = match owner {
+        Ok(Some(Some(owner))) if owner == token => return None,
+        Ok(Some(_)) => "the harness's PostgreSQL session dropped, and another environment took \
+                        the namespace over meanwhile"
+            .to_owned(),
+        Ok(None) => "the harness's PostgreSQL session dropped, and another process reaped the \
+                     namespace (its queue rows and data were deleted) before the session came \
+                     back"
+            .to_owned(),
+        Err(error) => format!("its registration could not be read back: {error}"),
+    };
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(ns)
+        .execute(&mut *conn)
+        .await;
+    Some(why)
+}
+
+/// Checks the session's connection every [`WATCH_EVERY`] and reconnects when it dropped, for as
+/// long as the session lives.
+async fn watch(session: Weak<Session>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(session) = session.upgrade() else {
+            return;
+        };
+        let mut conn = session.conn.lock().await;
+        if conn.ping().await.is_err() {
+            session.reconnect(&mut conn).await;
+        }
+    }
+}
+
+/// A mutex of plain data, usable after a panic elsewhere.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

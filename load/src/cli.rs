@@ -14,7 +14,7 @@ use serde::Serialize;
 #[command(name = "load", version)]
 pub struct Args {
     /// PostgreSQL to load.
-    #[arg(long, env = "DATABASE_URL", default_value = service::db::DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", default_value = queue::db::DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
     /// Concurrent runs per scenario (each run enqueues its jobs and waits for them).

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use service::namespace::{self, NamespaceGuard};
-use service::queue::{QueueId, QueueWaker};
+use queue::namespace::{self, NamespaceGuard};
+use queue::{QueueId, QueueWaker};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -58,14 +58,14 @@ impl Context {
             )
             .await
             .with_context(|| format!("cannot connect to {}", redact(&args.database_url)))?;
-        if !service::db::is_migrated(&admin).await? {
+        if !crate::db::is_migrated(&admin).await? {
             if !args.migrate {
                 anyhow::bail!(
-                    "the database lacks the queue migrations; rerun with --migrate to apply them \
-                     (or point --database-url at a migrated database)"
+                    "the database lacks the queue's or the load suite's migrations; rerun with \
+                     --migrate to apply them (or point --database-url at a migrated database)"
                 );
             }
-            service::db::migrate(&admin)
+            crate::db::migrate(&admin)
                 .await
                 .context("applying migrations")?;
         }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod context;
+mod db;
 mod ops;
 mod report;
 mod scenarios;

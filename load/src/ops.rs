@@ -1,7 +1,7 @@
 //! The queue as the load suite drives it: the real queue core, or one broken on purpose
 //! (`--sabotage`) to show that the checks catch the defect. The ledger lives here too.
 
-use service::queue::{ClaimedJob, JobId, Lease, Queue};
+use queue::{ClaimedJob, JobId, Lease, Queue};
 use sqlx::PgConnection;
 
 use crate::cli::Sabotage;
@@ -18,6 +18,11 @@ impl Ops {
     /// Wraps `queue`, broken as `sabotage` says.
     pub fn new(queue: Queue, sabotage: Sabotage) -> Self {
         Self { queue, sabotage }
+    }
+
+    /// How it is broken.
+    pub fn sabotage(&self) -> Sabotage {
+        self.sabotage
     }
 
     /// Claims up to `limit` rows.
@@ -80,9 +85,9 @@ impl Ops {
 }
 
 /// A queue error as the sqlx error the engine counts by kind.
-pub fn to_sqlx(err: service::queue::QueueError) -> sqlx::Error {
+pub fn to_sqlx(err: queue::QueueError) -> sqlx::Error {
     match err {
-        service::queue::QueueError::Database(err) => err,
+        queue::QueueError::Database(err) => err,
         other => sqlx::Error::Protocol(other.to_string()),
     }
 }

@@ -105,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Clean up this run's rows.
-    service::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
+    queue::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
     shutdown.cancel();
     server.await??;
     qdrant.stop().await;

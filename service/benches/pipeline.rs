@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         100.0 * end_to_end / embed_only
     );
 
-    service::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
+    queue::namespace::delete_queues(&state.pool, &[state.queue.id().as_str()]).await?;
     shutdown.cancel();
     server.await??;
     qdrant.stop().await;

@@ -11,10 +11,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use queue::maintenance::MaintenanceConfig;
+use queue::worker::WorkerConfig;
+use queue::{QueueConfig, RetryPolicy};
 
 use crate::index::EmbedderConfig;
-use crate::queue::{QueueConfig, RetryPolicy};
-use crate::worker::WorkerConfig;
+use crate::worker::IndexConfig;
 
 /// The whole configuration of the service.
 #[derive(Clone, Debug, Default, Parser)]
@@ -104,7 +106,7 @@ impl ServerSettings {
 #[derive(Clone, Debug, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL URL; the database is created if missing.
-    #[arg(id = "database_url", long = "database-url", env = "DATABASE_URL", default_value = crate::db::DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(id = "database_url", long = "database-url", env = "DATABASE_URL", default_value = queue::db::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub url: SecretString,
     /// Connections in the pool.
     #[arg(
@@ -125,7 +127,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: SecretString::from(crate::db::database_url_from_env()),
+            url: SecretString::from(queue::db::database_url_from_env()),
             max_connections: 10,
             acquire_timeout_secs: 10,
         }
@@ -211,17 +213,28 @@ impl Default for WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The worker pool's config for a queue with the given lease.
+    /// The worker runtime's config for a queue with the given lease: heartbeats three times a
+    /// lease; expired leases rescued and the queue table checked for bloat once a lease.
     pub fn worker_config(&self, queue: &QueueSettings, shutdown_timeout: Duration) -> WorkerConfig {
         let lease = queue.queue_config().lease;
         WorkerConfig {
             concurrency: self.concurrency.max(1),
             heartbeat_interval: (lease / 3).max(Duration::from_millis(100)),
-            rescue_interval: lease,
             shutdown_timeout,
+            name: format!("service-{}", std::process::id()),
+            maintenance: Some(MaintenanceConfig {
+                rescue_interval: Some(lease),
+                vacuum_interval: Some(lease),
+            }),
+            ..WorkerConfig::default()
+        }
+    }
+
+    /// What the indexing handler needs to know.
+    pub fn index_config(&self) -> IndexConfig {
+        IndexConfig {
             scratch_dir: self.scratch_dir.clone(),
             max_file_bytes: self.max_file_bytes,
-            ..WorkerConfig::default()
         }
     }
 }

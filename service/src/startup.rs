@@ -8,17 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qdrant_client::Qdrant;
+use queue::db::DbError;
+use queue::worker::{ShutdownReport, Worker};
+use queue::{Queue, QueueError, QueueId, QueueWaker};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Limits};
 use crate::configuration::{redact_url, Settings};
-use crate::db;
 use crate::index::{EmbedError, Embedder, IndexError, Indexer};
 use crate::metrics::Metrics;
-use crate::queue::{Queue, QueueError, QueueId, QueueWaker};
-use crate::worker::{ShutdownReport, WorkerPool};
+use crate::worker::IndexHandler;
 
 /// Why the service could not start or stopped abnormally; each names what to set or run.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum StartupError {
         url: String,
         /// The cause.
         #[source]
-        source: db::DbError,
+        source: DbError,
     },
     /// The queue id is not valid, or its wake-up listener could not connect.
     #[error("queue setup failed (check QUEUE_ID): {0}")]
@@ -77,7 +78,7 @@ pub struct Application {
     address: SocketAddr,
     listener: TcpListener,
     state: AppState,
-    workers: Option<WorkerPool>,
+    workers: Option<Worker<IndexHandler>>,
     waker: Arc<QueueWaker>,
     shutdown: CancellationToken,
     shutdown_timeout: Duration,
@@ -142,7 +143,9 @@ impl Application {
             let config = settings
                 .worker
                 .worker_config(&settings.queue, shutdown_timeout);
-            WorkerPool::new(queue.clone(), indexer.clone(), config).with_metrics(metrics.clone())
+            let handler = IndexHandler::new(indexer.clone(), settings.worker.index_config())
+                .with_metrics(metrics.clone());
+            Worker::new(queue.clone(), handler, config)
         });
         let limits = Limits {
             max_files_per_request: settings.server.max_files_per_request,
@@ -198,7 +201,7 @@ impl Application {
     }
 
     /// The worker pool, unless the service runs without workers.
-    pub fn workers(&self) -> Option<&WorkerPool> {
+    pub fn workers(&self) -> Option<&Worker<IndexHandler>> {
         self.workers.as_ref()
     }
 
@@ -227,7 +230,7 @@ impl Application {
         let workers = self
             .workers
             .as_ref()
-            .map(|pool| pool.start(self.waker.clone()));
+            .map(|worker| worker.start(self.waker.clone()));
         tracing::info!(address = %self.address, queue_id = %self.state.queue.id(), "service listening");
         let served = axum::serve(self.listener, api::router(self.state.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -235,7 +238,7 @@ impl Application {
         // The server may also end on its own (an error): stop everything else then too.
         shutdown.cancel();
         let report = match workers {
-            Some(handle) => handle.shutdown(self.shutdown_timeout).await,
+            Some(handle) => handle.shutdown_within(self.shutdown_timeout).await,
             None => ShutdownReport::default(),
         };
         let _ = signals.await;
@@ -258,15 +261,15 @@ pub async fn connect_database(settings: &Settings) -> Result<PgPool, StartupErro
         url: redact_url(url),
         source,
     };
-    db::ensure_database(url).await.map_err(wrap)?;
-    let pool = db::connect(
+    queue::db::ensure_database(url).await.map_err(wrap)?;
+    let pool = queue::db::connect(
         url,
         settings.database.max_connections.max(1),
         Duration::from_secs(settings.database.acquire_timeout_secs.max(1)),
     )
     .await
     .map_err(wrap)?;
-    db::migrate(&pool).await.map_err(wrap)?;
+    crate::db::migrate(&pool).await.map_err(wrap)?;
     Ok(pool)
 }
 

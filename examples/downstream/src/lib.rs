@@ -12,9 +12,9 @@ use qdrant_client::qdrant::{
     Condition, Filter, PointStruct, QueryPointsBuilder, UpsertPointsBuilder,
 };
 use qdrant_client::Qdrant;
+use queue::{ClaimedJob, JobFailure, NewJob, Queue};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use service::queue::{ClaimedJob, JobFailure, NewJob, Queue};
 
 /// Dimensions of the toy embedding.
 pub const DIM: u64 = 8;

@@ -46,7 +46,7 @@ async fn index_and_find_only_my_note(n: u32) -> anyhow::Result<()> {
         json!([mine]),
         "saw other tests' notes or lost mine"
     );
-    worker.stop().await;
+    worker.shutdown().await;
     env.finish().await?;
     Ok(())
 }

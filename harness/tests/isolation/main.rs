@@ -4,6 +4,5 @@
 mod checker;
 mod cleanup;
 mod helpers;
-mod reference;
 mod seed_race;
 mod waits;

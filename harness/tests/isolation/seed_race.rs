@@ -43,8 +43,8 @@ async fn two_environments_with_their_own_workers_each_find_only_their_own_result
     assert_eq!(found_b.len(), 10, "{found_b:?}");
     assert!(found_b.iter().all(|d| d.starts_with("b-")), "{found_b:?}");
     assert_eq!((ids_a.len(), ids_b.len()), (10, 10));
-    worker_a.stop().await;
-    worker_b.stop().await;
+    worker_a.shutdown().await;
+    worker_b.shutdown().await;
     a.finish().await?;
     b.finish().await?;
     Ok(())

@@ -43,7 +43,7 @@ async fn wait_for_job_returns_the_finished_row_with_its_errors() -> TestResult {
 
     assert_eq!(row.status, harness::queue::JobStatus::Dead);
     assert_eq!(row.last_error.as_deref(), Some("bad document"));
-    worker.stop().await;
+    worker.shutdown().await;
     env.wait_idle(WAIT).await?;
     env.finish().await?;
     Ok(())

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use queue::{JobStatus, NewJob, Queue, QueueConfig};
 use serde_json::json;
-use service::queue::{JobStatus, NewJob, Queue, QueueConfig};
 
 use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
@@ -125,7 +125,7 @@ pub(super) fn completed_once(
 
 /// Nothing left unfinished, no unexpected dead rows, no stuck run.
 pub(super) fn no_job_lost(
-    stats: &service::queue::QueueStats,
+    stats: &queue::QueueStats,
     stuck: &[String],
     expected_dead: i64,
 ) -> Invariant {

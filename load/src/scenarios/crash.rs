@@ -1,11 +1,11 @@
-//! crash: workers aborted at random points (mid-claim, mid-job, mid-commit) and workers that
-//! stall past their lease then try to complete; short leases expire, a rescuer makes the rows
+//! crash: workers killed at random points (mid-claim, mid-job, mid-commit) and workers that
+//! stall past their lease (heartbeats too) then try to complete; short leases expire, a rescuer makes the rows
 //! claimable again, and every job still completes exactly once.
 
 use std::time::Duration;
 
+use queue::{JobStatus, NewJob, Queue, QueueConfig};
 use serde_json::json;
-use service::queue::{JobStatus, NewJob, Queue, QueueConfig};
 
 use super::claim::{completed_once, no_job_lost, report, with_example};
 use super::engine::{Decision, Engine};
@@ -50,11 +50,13 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
             }
         })
     };
+    // The queue crate's rescuer, run far more often than a service would.
     let rescuer = {
         let (engine, stop) = (engine.clone(), stop.clone());
+        let rescuer = queue::maintenance::Rescuer::new(engine.queue().clone());
         tokio::spawn(async move {
             while !stop.is_cancelled() {
-                if let Ok(rescued) = engine.queue().rescue_expired().await {
+                if let Ok(Some(rescued)) = rescuer.run_once().await {
                     engine.counters.add_n("rescued", rescued.len() as u64);
                 }
                 tokio::select! {

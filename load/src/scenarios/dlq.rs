@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig, RetryPolicy};
 use serde_json::json;
-use service::queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig, RetryPolicy};
 
 use super::claim::{completed_once, no_job_lost, report};
 use super::engine::{Decision, Engine};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig};
 use serde_json::json;
-use service::queue::{JobFailure, JobRecord, JobStatus, NewJob, Queue, QueueConfig};
 
 use super::claim::{completed_once, report, with_example};
 use super::engine::{Decision, Engine};
@@ -33,7 +33,7 @@ fn step_job(run_ref: uuid::Uuid, run: u32, n: i64, acc: i64, fail_at: Option<i64
         .max_attempts(3)
 }
 
-fn handle(job: &service::queue::ClaimedJob) -> Decision {
+fn handle(job: &queue::ClaimedJob) -> Decision {
     let p = &job.payload;
     if p["kind"] == "cleanup" {
         return Decision::Complete {

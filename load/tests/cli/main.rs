@@ -15,14 +15,14 @@ fn database_url() -> String {
     static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
         let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| service::db::DEFAULT_DATABASE_URL.to_owned());
+            .unwrap_or_else(|_| queue::db::DEFAULT_DATABASE_URL.to_owned());
         // Its own thread and runtime: callers may be sync tests or inside a test's runtime.
         let ensure = url.clone();
         let created = std::thread::spawn(move || -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(service::db::ensure_database(&ensure))?;
+                .block_on(queue::db::ensure_database(&ensure))?;
             Ok(())
         })
         .join();

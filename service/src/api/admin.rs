@@ -12,11 +12,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use queue::{JobId, JobStatus, QueueStats};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::queue::{JobId, JobStatus, QueueStats};
 
 /// Drain wait when no `timeout_ms` is given.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,11 +7,11 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use queue::QueueError;
 use serde_json::json;
 
 use crate::index::{IndexError, StoreError};
 use crate::jobs::{IntakeError, JobStoreError};
-use crate::queue::QueueError;
 
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use queue::NewJob;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -17,7 +18,6 @@ use uuid::Uuid;
 use super::{ApiError, AppState};
 use crate::index::{validate_project, MAX_PATH_LEN};
 use crate::jobs::{FileResult, JobKind, NewIndexJob};
-use crate::queue::NewJob;
 use crate::worker::repository::validate_request;
 
 /// Skip reason of a file whose content has a NUL byte.

@@ -22,6 +22,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use queue::Queue;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tower_http::timeout::TimeoutLayer;
@@ -32,7 +33,6 @@ pub use error::ApiError;
 use crate::index::Indexer;
 use crate::jobs::Intake;
 use crate::metrics::Metrics;
-use crate::queue::Queue;
 
 /// Request limits and per-row settings the handlers apply.
 #[derive(Clone, Debug)]

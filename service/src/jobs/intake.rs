@@ -11,11 +11,11 @@
 
 use std::sync::{Arc, OnceLock};
 
+use queue::{NewJob, Queue, QueueError};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{JobStoreError, NewIndexJob};
-use crate::queue::{NewJob, Queue, QueueError};
 
 /// Writers running at once: one can commit while the next batch gathers.
 const WRITERS: usize = 2;

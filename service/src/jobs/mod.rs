@@ -6,11 +6,10 @@
 //! redrives overwrite instead of double-counting.
 
 use chrono::{DateTime, Utc};
+use queue::{NewJob, QueueId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
-
-use crate::queue::{NewJob, QueueId};
 
 pub mod intake;
 pub use intake::{Intake, IntakeError};

@@ -7,10 +7,13 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::task::{file_result, Work};
-use super::{failure_kind, RepositoryPayload, WorkerPool};
+use queue::{FailureKind, JobFailure};
+
+use super::file::IndexConfig;
+use super::payload::RepositoryPayload;
+use super::work::{failure_kind, file_result, Work};
+use crate::index::Indexer;
 use crate::jobs::FileResult;
-use crate::queue::{FailureKind, JobFailure};
 
 /// Folders never indexed, wherever they appear in a repository.
 pub const SKIPPED_DIRS: [&str; 6] = ["vendor", "node_modules", "target", "dist", "build", ".git"];
@@ -73,11 +76,15 @@ pub fn is_skipped_path(path: &str) -> bool {
 }
 
 /// Indexes a repository row; the checkout folder is gone when this returns (or unwinds).
-pub(crate) async fn index_repository(pool: &WorkerPool, request: &RepositoryPayload) -> Work {
+pub(crate) async fn index_repository(
+    indexer: &Indexer,
+    config: &IndexConfig,
+    request: &RepositoryPayload,
+) -> Work {
     if let Err(error) = validate_request(&request.repository, &request.git_ref) {
         return Work::failed(JobFailure::permanent(error.to_string()));
     }
-    let scratch = match make_scratch_dir(pool.config.scratch_dir.as_deref()) {
+    let scratch = match make_scratch_dir(config.scratch_dir.as_deref()) {
         Ok(scratch) => scratch,
         Err(error) => {
             return Work::failed(JobFailure::transient(format!(
@@ -113,7 +120,7 @@ pub(crate) async fn index_repository(pool: &WorkerPool, request: &RepositoryPayl
     tracing::info!(files = files.len(), "repository checked out");
     let mut results = Vec::with_capacity(files.len());
     for path in &files {
-        match index_checked_out_file(pool, &request.project, &checkout, path).await {
+        match index_checked_out_file(indexer, config, &request.project, &checkout, path).await {
             Ok(result) => results.push(result),
             Err(failure) => return Work::failed(failure),
         }
@@ -128,7 +135,8 @@ pub(crate) async fn index_repository(pool: &WorkerPool, request: &RepositoryPayl
 
 /// Indexes one file of a checkout; `Err` only for a transient failure that retries the row.
 async fn index_checked_out_file(
-    pool: &WorkerPool,
+    indexer: &Indexer,
+    config: &IndexConfig,
     project: &str,
     checkout: &Path,
     path: &str,
@@ -137,17 +145,17 @@ async fn index_checked_out_file(
         Ok(content) => content,
         Err(error) => return Ok(FileResult::failed(path, format!("unreadable: {error}"))),
     };
-    if content.len() > pool.config.max_file_bytes {
+    if content.len() > config.max_file_bytes {
         return Ok(FileResult::skipped(
             path,
             format!(
                 "too_large: file is {} bytes, over the {}-byte limit",
                 content.len(),
-                pool.config.max_file_bytes
+                config.max_file_bytes
             ),
         ));
     }
-    match pool.indexer.index_file(project, path, &content).await {
+    match indexer.index_file(project, path, &content).await {
         Ok(outcome) => Ok(file_result(path, outcome)),
         Err(error) => match failure_kind(&error) {
             FailureKind::Transient => Err(JobFailure::transient(error.to_string())),

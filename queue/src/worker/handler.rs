@@ -1,0 +1,85 @@
+//! What a worker runs for each claimed job: a [`Handler`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use crate::{ClaimedJob, JobFailure};
+
+use super::JobReport;
+
+/// Errors a [`Handler::record`] may return (its transaction is rolled back).
+pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`Handler::run`] returns: whether the job succeeded, and what to hand to
+/// [`Handler::record`].
+#[derive(Debug)]
+pub struct Ran<T = ()> {
+    /// `Ok` completes the job; a transient failure retries it with backoff until its attempts
+    /// are used up, a permanent one moves it to the dead-letter queue.
+    pub result: Result<(), JobFailure>,
+    /// Handed to [`Handler::record`] (e.g. per-file results).
+    pub output: T,
+}
+
+impl From<Result<(), JobFailure>> for Ran<()> {
+    fn from(result: Result<(), JobFailure>) -> Self {
+        Ran { result, output: () }
+    }
+}
+
+/// A job's code. Closures `Fn(ClaimedJob) -> impl Future<Output = Result<(), JobFailure>>` are
+/// handlers; implement the trait to record effects in the transaction that finishes the job.
+///
+/// The runtime catches a panic in [`Handler::run`] (the attempt fails as transient, the worker
+/// lives) and fences every completion by the job's lease, so a worker that lost its lease
+/// changes nothing.
+pub trait Handler: Send + Sync + 'static {
+    /// What [`Handler::run`] hands to [`Handler::record`]; `()` for most handlers.
+    type Output: Send + Sync + 'static;
+
+    /// Whether [`Handler::record`] must run in the transaction that finishes each job. False
+    /// (the default) lets the runtime complete many jobs in one statement without a transaction.
+    const RECORDS: bool = false;
+
+    /// Runs one claimed job.
+    fn run(&self, job: ClaimedJob) -> impl Future<Output = Ran<Self::Output>> + Send;
+
+    /// Records a finished attempt's effects in the transaction that completes or fails the job
+    /// (only when [`Handler::RECORDS`] is true): an error rolls both back, and the job's lease
+    /// runs out as if the worker had crashed. Not called when the lease was lost (another
+    /// attempt owns the job). `output` is `None` when [`Handler::run`] panicked or timed out.
+    fn record(
+        &self,
+        tx: &mut PgConnection,
+        report: &JobReport,
+        output: Option<Self::Output>,
+    ) -> impl Future<Output = Result<(), RecordError>> + Send {
+        let _ = (tx, report, output);
+        async { Ok(()) }
+    }
+
+    /// Called once a claim statement returned `jobs` rows after `took` (for metrics).
+    fn claimed(&self, jobs: usize, took: Duration) {
+        let _ = (jobs, took);
+    }
+
+    /// Called once a job's attempt is finished in the database (for metrics and logs).
+    fn finished(&self, report: &JobReport) {
+        let _ = report;
+    }
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(ClaimedJob) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobFailure>> + Send + 'static,
+{
+    type Output = ();
+
+    fn run(&self, job: ClaimedJob) -> impl Future<Output = Ran<()>> + Send {
+        let run = self(job);
+        async move { Ran::from(run.await) }
+    }
+}

@@ -1,0 +1,15 @@
+//! Queue core against a real PostgreSQL; every test in its own `queue_id`.
+
+mod helpers;
+
+mod claim;
+mod control;
+mod enqueue;
+mod lease;
+mod maintenance;
+mod migrate;
+mod namespace;
+mod notify;
+mod retry;
+mod vacuum;
+mod worker;
