@@ -230,6 +230,14 @@ impl TestEnv {
         TestApp::serve(router).await
     }
 
+    /// Deletes now the per-slot collections of runs that have no live environment left, among
+    /// those this database registered; returns how many. Every process does this once in the
+    /// background when its first environment starts, so tests rarely need to.
+    pub async fn sweep_finished_runs(&self) -> Result<usize, HarnessError> {
+        let session = self.session.clone();
+        on_runtime(async move { crate::reaper::sweep_finished_runs(&session).await }).await
+    }
+
     /// Fails when this environment lost its namespace while the test ran (see
     /// [`HarnessError::NamespaceLost`]).
     pub fn check_namespace(&self) -> Result<(), HarnessError> {

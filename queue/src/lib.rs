@@ -15,23 +15,32 @@
 //! - [`namespace`]: short-lived namespaces (test environments, load executions) with an owner
 //!   that may die, reaped with everything registered for their queues.
 //!
-//! ```no_run
-//! use queue::{NewJob, Queue, QueueId};
-//! use queue::worker::{Worker, WorkerConfig};
+//! ```
+//! use queue::worker::{JobOutcome, Outcome, Worker, WorkerConfig};
+//! use queue::{ClaimedJob, JobFailure, NewJob, Queue, QueueId};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = queue::db::connect(&queue::db::database_url_from_env(), 5, std::time::Duration::from_secs(5)).await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = queue::db::database_url_from_env();
+//! # queue::db::ensure_database(&url).await?;
+//! let pool = queue::db::connect(&url, 5, std::time::Duration::from_secs(5)).await?;
 //! queue::db::migrate(&pool).await?;
-//! let queue = Queue::new(pool.clone(), QueueId::new("emails")?);
+//! # let emails = format!("doc-emails-{}", std::process::id());
+//! # /*
+//! let emails = "emails";
+//! # */
+//! let queue = Queue::new(pool.clone(), QueueId::new(emails)?);
 //! queue.enqueue(NewJob::new(serde_json::json!({ "to": "a@example.com" }))).await?;
 //!
-//! let waker = std::sync::Arc::new(queue::QueueWaker::start(&pool).await?);
-//! let worker = Worker::new(queue, |job: queue::ClaimedJob| async move {
-//!     println!("sending {}", job.payload["to"]);
-//!     Ok::<(), queue::JobFailure>(())
-//! }, WorkerConfig::default())
-//! .start(waker);
-//! worker.shutdown().await;
+//! let send = |job: ClaimedJob| async move {
+//!     println!("sending to {}", job.payload["to"]);
+//!     Ok::<(), JobFailure>(())
+//! };
+//! let worker = Worker::new(queue.clone(), send, WorkerConfig::default());
+//! // A service runs `worker.start(waker)`; a test can take one step at a time:
+//! let Outcome::Processed(jobs) = worker.run_once().await? else { panic!("no job") };
+//! assert_eq!(jobs[0].outcome, JobOutcome::Completed);
+//! # queue.purge().await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

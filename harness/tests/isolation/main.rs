@@ -5,4 +5,6 @@ mod checker;
 mod cleanup;
 mod helpers;
 mod seed_race;
+mod session;
+mod sweep;
 mod waits;
