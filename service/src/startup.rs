@@ -231,6 +231,15 @@ impl Application {
             .workers
             .as_ref()
             .map(|worker| worker.start(self.waker.clone()));
+        // Workers stop claiming the moment shutdown begins, not once HTTP has drained: rows
+        // claimed now would only be released again.
+        if let Some(switch) = workers.as_ref().map(|handle| handle.claim_switch()) {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                switch.cancel();
+            });
+        }
         tracing::info!(address = %self.address, queue_id = %self.state.queue.id(), "service listening");
         let served = axum::serve(self.listener, api::router(self.state.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

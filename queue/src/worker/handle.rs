@@ -77,6 +77,12 @@ impl WorkerHandle {
         self.stop.cancel();
     }
 
+    /// A token whose cancellation stops claiming, for code that learns of a shutdown elsewhere
+    /// (e.g. an HTTP server's graceful shutdown, while this handle waits to be shut down).
+    pub fn claim_switch(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Stops claiming, waits up to the config's `shutdown_timeout` for the jobs in hand, then
     /// aborts the rest and releases their leases so another worker can take them at once.
     pub async fn shutdown(self) -> ShutdownReport {

@@ -1,6 +1,6 @@
 //! Line arithmetic: byte offset to line number, and line windows for text without a grammar.
 
-use super::split::{Piece, PieceRole};
+use super::piece::{Piece, PieceRole};
 
 /// Byte offsets of line starts, for turning a byte offset into a 1-based line number.
 pub(super) struct LineIndex {

@@ -8,6 +8,7 @@
 
 mod language;
 mod lines;
+mod piece;
 mod skip;
 mod split;
 

@@ -11,31 +11,12 @@ use tree_sitter::{Node, Tree};
 
 use super::language::Language;
 use super::lines;
+use super::piece::{Piece, PieceRole};
 use super::{ChunkKind, Label};
 
 /// A piece is never merged into a neighbour's chunk if that would exceed the budget, except a
 /// tiny leftover (such as a closing `}`) that is not worth a chunk of its own.
 pub(super) const TINY_BYTES: usize = 32;
-
-/// What a piece is, which decides how it merges.
-#[derive(Debug, Clone)]
-pub(crate) enum PieceRole {
-    /// A whole definition within the budget; never shares a chunk with another definition.
-    Definition(Label),
-    /// A comment, attribute or decorator: merged forward into what follows.
-    Trivia(Option<Label>),
-    /// Any other code, labelled by the enclosing definition that was split, if any.
-    Filler(Option<Label>),
-    /// A line window of a file without a grammar: a chunk of its own.
-    Lines,
-}
-
-/// A byte range of the file and its role.
-#[derive(Debug, Clone)]
-pub(crate) struct Piece {
-    pub(crate) range: Range<usize>,
-    pub(crate) role: PieceRole,
-}
 
 /// Where the walk is: the definition being split, if any.
 struct Context {
