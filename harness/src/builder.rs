@@ -4,9 +4,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue::namespace::NamespaceError;
-use queue::{Queue, QueueConfig, QueueId};
+use queue::namespace::{DataKey, NamespaceError};
+use queue::{Clock, Queue, QueueConfig, QueueId};
 use serde_json::{json, Value};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::backend::{PostgresBackend, QdrantBackend};
@@ -33,6 +34,9 @@ pub struct TestEnvBuilder {
     pub(crate) postgres: PostgresBackend,
     pub(crate) qdrant: QdrantBackend,
     pub(crate) queue_config: QueueConfig,
+    pub(crate) manual_clock: bool,
+    pub(crate) migrations: Vec<&'static Migrator>,
+    pub(crate) tables: Vec<(String, String, DataKey)>,
 }
 
 impl TestEnvBuilder {
@@ -46,6 +50,9 @@ impl TestEnvBuilder {
             postgres: PostgresBackend::from_env(),
             qdrant: QdrantBackend::from_env(),
             queue_config: QueueConfig::default(),
+            manual_clock: false,
+            migrations: Vec::new(),
+            tables: Vec::new(),
         }
     }
 
@@ -85,6 +92,38 @@ impl TestEnvBuilder {
         self
     }
 
+    /// A manual clock for this environment, starting now: its queue, the workers the harness
+    /// spawns and their rescuer read time from it, so backoff and lease expiry are tested by
+    /// moving it ([`TestEnv::advance`]), never by sleeping.
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+
+    /// Your own migrations (`sqlx::migrate!()`), applied once per database however many test
+    /// processes start at once (the queue's are applied first). Their versions must differ from
+    /// the queue's and the harness's (use timestamps of your own).
+    pub fn migrations(mut self, migrator: &'static Migrator) -> Self {
+        self.migrations.push(migrator);
+        self
+    }
+
+    /// A table of yours whose rows belong to a test's queue or project: each environment deletes
+    /// its rows at finish, on drop, and when a killed test is reaped, and the isolation check
+    /// reports writes by the test's connections to other tests' rows. `key` says what
+    /// `key_column` holds: [`DataKey::QueueId`], or [`DataKey::Resource`]`("project")` for the
+    /// environment's project. (A migration of yours can register it instead, see
+    /// [`queue::namespace::register_table`].)
+    pub fn owned_table(
+        mut self,
+        table: impl Into<String>,
+        key_column: impl Into<String>,
+        key: DataKey,
+    ) -> Self {
+        self.tables.push((table.into(), key_column.into(), key));
+        self
+    }
+
     /// Provisions the environment.
     pub async fn build(self) -> Result<TestEnv, HarnessError> {
         logs::init();
@@ -97,6 +136,14 @@ impl TestEnvBuilder {
         let database_url = self.postgres.url().await?;
         let qdrant_url = self.qdrant.url().await?;
         let session = Session::get(&database_url, &qdrant_url).await?;
+        for migrator in self.migrations.iter().copied() {
+            let session = session.clone();
+            on_runtime(async move { session.ensure_migrated(migrator).await }).await?;
+        }
+        for (table, column, key) in self.tables.clone() {
+            let session = session.clone();
+            on_runtime(async move { session.register_table(&table, &column, &key).await }).await?;
+        }
         // Named after the namespace so a reaper can end this test's sessions if the test is killed.
         let app_name = queue::namespace::client_name("harness", &namespace.id);
         let options = PgConnectOptions::from_str(&database_url)
@@ -148,7 +195,12 @@ impl TestEnvBuilder {
                 return Err(err);
             }
         };
-        let queue = Queue::new(pool.clone(), queue_id).with_config(self.queue_config);
+        let mut queue = Queue::new(pool.clone(), queue_id).with_config(self.queue_config);
+        let clock = self.manual_clock.then(|| {
+            let (clock, handle) = Clock::manual(chrono::Utc::now());
+            queue = queue.clone().with_clock(clock);
+            handle
+        });
         let scoped = ScopedQdrant::new(
             session.qdrant().clone(),
             collection.clone(),
@@ -166,6 +218,7 @@ impl TestEnvBuilder {
             collection,
             mode,
             scoped,
+            clock,
             reaped,
         }))
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use qdrant_client::Qdrant;
 use queue::worker::{Handler, Worker, WorkerConfig, WorkerHandle};
-use queue::{JobId, NewJob, Queue, QueueId, QueueWaker};
+use queue::{JobId, ManualClock, NewJob, Queue, QueueId, QueueWaker};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -29,6 +29,7 @@ pub struct TestEnv {
     collection: String,
     mode: CollectionMode,
     scoped: ScopedQdrant,
+    clock: Option<Arc<ManualClock>>,
     /// Whether the namespace is still held (cleanup not done yet).
     held: bool,
     reaped: usize,
@@ -46,6 +47,7 @@ pub(crate) struct Parts {
     pub(crate) collection: String,
     pub(crate) mode: CollectionMode,
     pub(crate) scoped: ScopedQdrant,
+    pub(crate) clock: Option<Arc<ManualClock>>,
     pub(crate) reaped: usize,
 }
 
@@ -72,6 +74,7 @@ impl TestEnv {
             collection: parts.collection,
             mode: parts.mode,
             scoped: parts.scoped,
+            clock: parts.clock,
             held: true,
             reaped: parts.reaped,
         }
@@ -147,6 +150,34 @@ impl TestEnv {
     /// Project-scoped, checked access to the collection.
     pub fn qdrant(&self) -> &ScopedQdrant {
         &self.scoped
+    }
+
+    /// The environment's manual clock, if it was built with [`TestEnvBuilder::manual_clock`]:
+    /// the queue, the workers the harness spawns and their rescuer all read time from it.
+    pub fn clock(&self) -> Option<&Arc<ManualClock>> {
+        self.clock.as_ref()
+    }
+
+    /// Moves the environment's manual clock forward (retries become due, leases expire).
+    pub fn advance(&self, by: std::time::Duration) -> Result<(), HarnessError> {
+        match &self.clock {
+            Some(clock) => {
+                clock.advance(by);
+                Ok(())
+            }
+            None => Err(HarnessError::Config(
+                "this environment has no manual clock: build it with .manual_clock()".into(),
+            )),
+        }
+    }
+
+    /// Rescues the rows of this environment's queue whose lease expired (on the queue's clock)
+    /// now, as the rescuer of a running worker would at its next round; returns their ids.
+    pub async fn rescue_expired(&self) -> Result<Vec<JobId>, HarnessError> {
+        self.queue
+            .rescue_expired()
+            .await
+            .map_err(|e| HarnessError::pg("rescuing expired leases")(boxed(e)))
     }
 
     /// Namespaces of dead owners this environment removed when it started.
@@ -251,7 +282,9 @@ impl TestEnv {
     }
 
     /// Fails when this test read its collection without the project filter (through
-    /// [`TestEnv::qdrant`]), wrote queue rows outside its own queue, or lost its namespace.
+    /// [`TestEnv::qdrant`]), when its connections wrote queue rows outside its own queue or
+    /// claimed, completed, changed or deleted rows of another queue or project (queue rows and
+    /// registered tables), or when it lost its namespace.
     pub async fn assert_isolated(&self) -> Result<(), HarnessError> {
         self.check_namespace()?;
         let mut breaches: Vec<String> = self
@@ -260,16 +293,13 @@ impl TestEnv {
             .into_iter()
             .map(|IsolationViolation(v)| v)
             .collect();
-        let foreign =
-            queue::namespace::rows_written_outside(&self.pool, &self.app_name, self.queue_id())
-                .await
-                .map_err(|e| HarnessError::pg("checking foreign writes")(boxed(e)))?;
-        for (queue, n) in foreign {
-            breaches.push(format!(
-                "{n} queue row(s) written to queue {queue:?}, not this test's {:?}",
-                self.queue_id().as_str()
-            ));
-        }
+        let session = self.session.clone();
+        let (ns, app, own) = (
+            self.namespace.id.clone(),
+            self.app_name.clone(),
+            self.queue_id().clone(),
+        );
+        breaches.extend(on_runtime(async move { session.breaches(&ns, &app, &own).await }).await?);
         if breaches.is_empty() {
             Ok(())
         } else {
@@ -296,8 +326,7 @@ impl TestEnv {
     fn cleanup(
         &self,
         foreign_check: Option<String>,
-    ) -> impl std::future::Future<Output = Result<Vec<(String, i64)>, HarnessError>> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = Result<Vec<String>, HarnessError>> + Send + 'static {
         let session = self.session.clone();
         let (namespace, collection, project, mode) = (
             self.namespace.id.clone(),
@@ -350,7 +379,7 @@ impl Drop for TestEnv {
         };
         if !std::thread::panicking() && (!breaches.is_empty() || !foreign.is_empty()) {
             panic!(
-                "test environment {} broke isolation: {:?}; queue rows written to other queues: {:?}",
+                "test environment {} broke isolation: {:?}; outside its namespace: {:?}",
                 self.namespace.id, breaches, foreign
             );
         }

@@ -50,6 +50,10 @@ pub enum HarnessError {
         #[source]
         source: BoxError,
     },
+    /// An assertion of the test failed (e.g. [`crate::TestEnv::assert_enqueued`]); the message
+    /// says what was expected and what was found.
+    #[error("{0}")]
+    Assertion(String),
     /// The test broke isolation.
     #[error("isolation broken: {0}")]
     Isolation(String),

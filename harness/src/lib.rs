@@ -34,13 +34,16 @@
 #![warn(missing_docs)]
 
 mod app;
+mod assert;
 mod backend;
 mod builder;
 mod collection;
 mod env;
 mod error;
 pub mod fixtures;
+mod inline;
 mod isolation;
+mod liveness;
 mod logs;
 mod naming;
 mod reaper;
@@ -49,6 +52,7 @@ mod session;
 mod wait;
 
 pub use app::TestApp;
+pub use assert::Enqueued;
 pub use backend::{PostgresBackend, QdrantBackend};
 pub use builder::TestEnvBuilder;
 pub use collection::CollectionMode;
@@ -56,7 +60,8 @@ pub use env::{current_test_name, TestEnv};
 pub use error::{BoxError, HarnessError};
 pub use isolation::{IsolationViolation, ScopedQdrant};
 pub use naming::Namespace;
-pub use queue::worker::{Handler, WorkerHandle};
+pub use queue::namespace::DataKey;
+pub use queue::worker::{Handler, JobOutcome, JobReport, WorkerHandle};
 pub use wait::{wait_for, wait_until};
 
 /// The queue crate the environments are built on, re-exported so a test uses the very version

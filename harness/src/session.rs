@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use qdrant_client::Qdrant;
-use queue::namespace;
+use queue::namespace::{self, DataKey};
 use queue::{QueueId, QueueWaker};
 use serde_json::Value;
 use sqlx::migrate::Migrator;
@@ -54,6 +54,10 @@ pub(crate) struct Session {
     waker: tokio::sync::OnceCell<Arc<QueueWaker>>,
     /// Whether this process already swept the collections of finished runs.
     swept: std::sync::atomic::AtomicBool,
+    /// Migrations of the team's own this session applied or found applied (by address).
+    migrated: Mutex<HashSet<usize>>,
+    /// Tables of the team's own this session registered.
+    registered: Mutex<HashSet<(String, String, String)>>,
 }
 
 /// Sessions by (database URL, Qdrant URL); each opened once, by whichever caller comes first.
@@ -115,6 +119,7 @@ impl Session {
                     .map_err(|e| HarnessError::pg("migrating")(boxed(e)))?;
             }
         }
+        watch_tables(&mut conn).await?;
         let qdrant = Qdrant::from_url(&qdrant_url)
             .skip_compatibility_check()
             .build()
@@ -129,6 +134,8 @@ impl Session {
             database_url,
             waker: tokio::sync::OnceCell::new(),
             swept: Default::default(),
+            migrated: Mutex::default(),
+            registered: Mutex::default(),
         });
         tokio::spawn(watch(Arc::downgrade(&session)));
         Ok(session)
@@ -197,6 +204,7 @@ impl Session {
         let token = Uuid::new_v4().to_string();
         let mut resources = resources.clone();
         resources["owner"] = Value::from(token.clone());
+        resources["owner_process"] = crate::liveness::owner();
         let taken = namespace::take(&mut conn, ns, &resources, &[queue])
             .await
             .map_err(|e| HarnessError::pg("taking the namespace")(boxed(e)))?;
@@ -205,6 +213,64 @@ impl Session {
             lock(&self.lost).remove(ns);
         }
         Ok(taken)
+    }
+
+    /// Applies a team's own migrations once per database (one query when they are applied, an
+    /// advisory lock otherwise), then watches the tables they registered.
+    pub(crate) async fn ensure_migrated(
+        &self,
+        migrator: &'static Migrator,
+    ) -> Result<(), HarnessError> {
+        let key = migrator as *const Migrator as usize;
+        if lock(&self.migrated).contains(&key) {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().await;
+        let applied = queue::db::is_migrated_on(&mut conn, migrator)
+            .await
+            .map_err(|e| HarnessError::pg("checking your migrations")(boxed(e)))?;
+        if !applied {
+            queue::db::migrate_on(&mut conn, migrator)
+                .await
+                .map_err(|e| HarnessError::pg("applying your migrations")(boxed(e)))?;
+        }
+        watch_tables(&mut conn).await?;
+        lock(&self.migrated).insert(key);
+        Ok(())
+    }
+
+    /// Registers a table of the team's own for cleanup with each environment (and for the
+    /// foreign-write check).
+    pub(crate) async fn register_table(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: &DataKey,
+    ) -> Result<(), HarnessError> {
+        let entry = (table.to_owned(), key_column.to_owned(), format!("{key:?}"));
+        if lock(&self.registered).contains(&entry) {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().await;
+        namespace::register_table(&mut *conn, table, key_column, key, "harness-user")
+            .await
+            .map_err(|e| HarnessError::pg("registering your table")(boxed(e)))?;
+        watch_tables(&mut conn).await?;
+        lock(&self.registered).insert(entry);
+        Ok(())
+    }
+
+    /// What connections of namespace `ns` (named `app_name`) did outside it: rows they wrote to
+    /// queues other than `own`, and claims, completions, deletes and writes on rows of other
+    /// queues or projects (queue rows and registered tables), one line each.
+    pub(crate) async fn breaches(
+        &self,
+        ns: &str,
+        app_name: &str,
+        own: &QueueId,
+    ) -> Result<Vec<String>, HarnessError> {
+        let mut conn = self.conn.lock().await;
+        breaches_on(&mut conn, ns, app_name, own).await
     }
 
     /// Records a per-slot collection this database's environments created, so only this
@@ -234,7 +300,7 @@ impl Session {
         &self,
         ns: &str,
         foreign_check: Option<(&str, &QueueId)>,
-    ) -> Result<Vec<(String, i64)>, HarnessError> {
+    ) -> Result<Vec<String>, HarnessError> {
         let mut conn = self.conn.lock().await;
         if conn.ping().await.is_err() {
             self.reconnect(&mut conn).await;
@@ -246,9 +312,7 @@ impl Session {
             });
         }
         let foreign = match foreign_check {
-            Some((app_name, own)) => namespace::rows_written_outside(&mut *conn, app_name, own)
-                .await
-                .map_err(|e| HarnessError::pg("checking foreign writes")(boxed(e)))?,
+            Some((app_name, own)) => breaches_on(&mut conn, ns, app_name, own).await?,
             None => Vec::new(),
         };
         namespace::release(&mut conn, ns)
@@ -270,9 +334,11 @@ impl Session {
     ) -> Result<Vec<namespace::AbandonedNamespace>, HarnessError> {
         let mut conn = self.conn.lock().await;
         let held: Vec<String> = lock(&self.held).keys().cloned().collect();
-        namespace::reap_abandoned_on(&mut conn, PREFIX, &held)
-            .await
-            .map_err(|e| HarnessError::pg("reaping abandoned namespaces")(boxed(e)))
+        namespace::reap_abandoned_unless(&mut conn, PREFIX, &held, |dead| {
+            crate::liveness::owner_alive(&dead.resources)
+        })
+        .await
+        .map_err(|e| HarnessError::pg("reaping abandoned namespaces")(boxed(e)))
     }
 
     /// This database's per-slot collections with their runs, except the runs this process is in.
@@ -413,6 +479,51 @@ async fn watch(session: Weak<Session>) {
             session.reconnect(&mut conn).await;
         }
     }
+}
+
+/// See [`Session::breaches`].
+async fn breaches_on(
+    conn: &mut PgConnection,
+    ns: &str,
+    app_name: &str,
+    own: &QueueId,
+) -> Result<Vec<String>, HarnessError> {
+    let inserted = namespace::rows_written_outside(&mut *conn, app_name, own)
+        .await
+        .map_err(|e| HarnessError::pg("checking foreign writes")(boxed(e)))?;
+    let touched: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT table_name, operation, key, count(*) FROM harness_foreign_writes
+         WHERE namespace = $1 AND NOT (table_name = 'queue_jobs' AND operation = 'insert')
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(ns)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| HarnessError::pg("reading foreign writes")(boxed(e)))?;
+    let inserted = inserted.into_iter().map(|(queue, n)| {
+        format!(
+            "{n} queue row(s) written to queue {queue:?}, not this test's {:?}",
+            own.as_str()
+        )
+    });
+    let touched = touched.into_iter().map(|(table, operation, key, n)| {
+        let what = if table == "queue_jobs" {
+            format!("{n} {operation}(s) of queue rows of queue {key:?} (claims and completions are updates)")
+        } else {
+            format!("{n} {operation}(s) of {table} rows keyed {key:?}")
+        };
+        format!("{what}, not this test's {:?}", own.as_str())
+    });
+    Ok(inserted.chain(touched).collect())
+}
+
+/// Puts the audit trigger on every watched table that lacks it.
+async fn watch_tables(conn: &mut PgConnection) -> Result<(), HarnessError> {
+    sqlx::query("SELECT harness_watch_tables()")
+        .execute(conn)
+        .await
+        .map_err(|e| HarnessError::pg("watching tables for foreign writes")(boxed(e)))?;
+    Ok(())
 }
 
 /// A mutex of plain data, usable after a panic elsewhere.

@@ -61,6 +61,56 @@ impl Queue {
         Ok(in_claim_order(jobs))
     }
 
+    /// Claims the given rows of this queue if they are ready (claimable now, not paused, not
+    /// locked by a concurrent claim), as [`Queue::claim`] would; others are left alone. For
+    /// running one particular job, e.g. in a test.
+    #[tracing::instrument(skip_all, fields(queue_id = %self.id, ids = ids.len(), worker = worker))]
+    pub async fn claim_ids(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "WITH next AS (
+                 SELECT id FROM queue_jobs
+                 WHERE queue_id = $1 AND id = ANY ($5::bigint[])
+                   AND status IN ('pending', 'failed') AND run_at <= coalesce($2, now())
+                   AND NOT EXISTS (SELECT 1 FROM queue_settings s
+                                   WHERE s.queue_id = $1 AND s.paused)
+                 FOR UPDATE SKIP LOCKED
+             ),
+             claimed AS (
+                 UPDATE queue_jobs j
+                 SET status = 'processing',
+                     attempts = j.attempts + 1,
+                     lease_token = gen_random_uuid(),
+                     locked_until = coalesce($2, now()) + $3 * interval '1 millisecond',
+                     locked_by = $4,
+                     updated_at = coalesce($2, now())
+                 WHERE j.id = ANY (ARRAY(SELECT id FROM next))
+                 RETURNING j.id, j.job_ref, j.payload, j.priority, j.attempts, j.max_attempts,
+                           j.lease_token, j.locked_until, j.created_at
+             )
+             SELECT * FROM claimed",
+        )
+        .persistent(false)
+        .bind(self.id.as_str())
+        .bind(self.now())
+        .bind(self.lease_ms())
+        .bind(worker)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let jobs = rows
+            .iter()
+            .map(ClaimedJob::from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(in_claim_order(jobs))
+    }
+
     /// Completes `done` and claims up to `limit` more rows in one statement: one round trip and
     /// one commit per batch for a consumer that finishes a batch before taking the next.
     ///

@@ -74,6 +74,18 @@ impl Queue {
         Ok(rows)
     }
 
+    /// This queue's rows in every status, oldest first, at most `limit`.
+    pub async fn list_all(&self, limit: i64) -> Result<Vec<JobRecord>, QueueError> {
+        let rows = sqlx::query_as::<_, JobRecord>(
+            "SELECT * FROM queue_jobs WHERE queue_id = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(self.id.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// This queue's rows that belong to `job_ref`, oldest first.
     pub async fn list_by_ref(&self, job_ref: uuid::Uuid) -> Result<Vec<JobRecord>, QueueError> {
         let rows = sqlx::query_as::<_, JobRecord>(

@@ -90,6 +90,14 @@ async fn a_shared_queue_id_lets_another_tests_worker_take_your_jobs() -> TestRes
     );
     assert!(in_a.is_empty(), "A never got its own results: {in_a:?}");
     a.finish().await?;
-    b.finish().await?;
+    // And the isolation check names the culprit: B claimed and completed another test's rows.
+    let err = b
+        .finish()
+        .await
+        .expect_err("B's claims of A's rows must fail B");
+    assert!(
+        err.to_string().contains("update(s) of queue rows of queue"),
+        "{err}"
+    );
     Ok(())
 }

@@ -25,7 +25,7 @@ use crate::QueueId;
 
 pub use data::{delete_namespace, delete_queues, register_table, rows_written_outside, DataKey};
 pub use locks::{hold_group, try_lock_group, unlock_group};
-pub use reap::{reap_abandoned, reap_abandoned_on, AbandonedNamespace};
+pub use reap::{reap_abandoned, reap_abandoned_on, reap_abandoned_unless, AbandonedNamespace};
 
 /// The `application_name` for an owner's connections that write into `namespace` (`role` tells
 /// them apart, e.g. `harness`, `load-admin`), which lets a reaper find its sessions left running.

@@ -41,6 +41,17 @@ pub async fn reap_abandoned_on(
     prefix: &str,
     held: &[String],
 ) -> Result<Vec<AbandonedNamespace>, NamespaceError> {
+    reap_abandoned_unless(conn, prefix, held, |_| false).await
+}
+
+/// [`reap_abandoned_on`], sparing the namespaces `alive` says are still owned (e.g. an owner
+/// whose process still runs, whose lock went with a dropped connection and will be taken back).
+pub async fn reap_abandoned_unless(
+    conn: &mut PgConnection,
+    prefix: &str,
+    held: &[String],
+    alive: impl Fn(&AbandonedNamespace) -> bool,
+) -> Result<Vec<AbandonedNamespace>, NamespaceError> {
     // One round trip when nothing is abandoned: the candidates are filtered first (MATERIALIZED),
     // then each free lock is taken in the same statement.
     let dead: Vec<AbandonedNamespace> = sqlx::query_as(
@@ -57,6 +68,11 @@ pub async fn reap_abandoned_on(
     let mut reaped = Vec::new();
     let mut failure = None;
     for candidate in dead {
+        if alive(&candidate) {
+            locks::unlock(&mut *conn, &candidate.namespace).await?;
+            tracing::debug!(namespace = %candidate.namespace, "its lock is free but its owner lives; not reaped");
+            continue;
+        }
         if !end_owner_sessions(&mut *conn, &candidate.namespace).await? {
             locks::unlock(&mut *conn, &candidate.namespace).await?;
             tracing::warn!(namespace = %candidate.namespace, "a dead owner's sessions are still running; leaving its namespace to a later reaper");
