@@ -77,6 +77,41 @@ impl Queue {
         Ok(released > 0)
     }
 
+    /// Gives a claim back because a dependency it needs is down: pending again at `now + delay`,
+    /// the attempt not counted, the reason kept in the row's error history (kind
+    /// `unavailable`). Returns when it may be claimed again; `None` when the lease was no longer
+    /// this owner's.
+    #[tracing::instrument(skip_all, fields(queue_id = %self.id, job_id = lease.id))]
+    pub async fn postpone(
+        &self,
+        lease: &Lease,
+        delay: std::time::Duration,
+        reason: &str,
+    ) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let run_at = sqlx::query_scalar(
+            "UPDATE queue_jobs
+             SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                 run_at = coalesce($4, now()) + $5 * interval '1 millisecond',
+                 last_error = $6,
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempts, 'kind', 'unavailable', 'error', $6::text,
+                     'at', coalesce($4, now()))),
+                 lease_token = NULL, locked_until = NULL, locked_by = NULL,
+                 updated_at = coalesce($4, now())
+             WHERE queue_id = $1 AND id = $2 AND lease_token = $3 AND status = 'processing'
+             RETURNING run_at",
+        )
+        .bind(self.id.as_str())
+        .bind(lease.id)
+        .bind(lease.token)
+        .bind(self.now())
+        .bind(delay.as_secs_f64() * 1000.0)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(run_at)
+    }
+
     /// Makes rows whose lease expired claimable again; the expired claim counts as an attempt, so
     /// a row whose attempts are used up goes dead. Returns the rescued ids. The maintenance
     /// [`crate::maintenance::Rescuer`] calls this periodically, one process at a time.

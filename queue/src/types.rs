@@ -239,10 +239,15 @@ pub struct JobRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
-    /// May succeed later (network, unavailable dependency): retried with backoff.
+    /// May succeed later (a timeout, a flaky call): retried with backoff; the attempt counts.
     Transient,
     /// Will fail again (bad input): dead at once.
     Permanent,
+    /// A dependency the job needs is down (its store, its model): not the job's fault. The
+    /// worker runtime postpones the row without counting the attempt and stops claiming until
+    /// its handler's probe says the dependency is back ([`crate::worker::Handler::probe`]).
+    /// [`crate::Queue::fail`] treats it as transient.
+    Unavailable,
 }
 
 impl FailureKind {
@@ -251,6 +256,7 @@ impl FailureKind {
         match self {
             FailureKind::Transient => "transient",
             FailureKind::Permanent => "permanent",
+            FailureKind::Unavailable => "unavailable",
         }
     }
 }
@@ -277,6 +283,14 @@ impl JobFailure {
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// A dependency is down: see [`FailureKind::Unavailable`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Unavailable,
             message: message.into(),
         }
     }

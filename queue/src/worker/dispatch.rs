@@ -47,7 +47,24 @@ pub(super) async fn dispatch<H: Handler>(
         if stop.is_cancelled() {
             break;
         }
-        let mut permits = free_slots(&slots);
+        // A dependency is down: finish what is pending, claim nothing, probe when due.
+        let paused = worker.breaker.next_probe();
+        if let (Some(due), true) = (paused, pending.is_empty()) {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {
+                    let probed = worker.handler.probe().await;
+                    worker.breaker.probed(probed);
+                }
+                done = done_rx.recv() => pending.extend(done),
+                () = stop.cancelled() => break,
+            }
+            continue;
+        }
+        let mut permits = if paused.is_some() {
+            Vec::new()
+        } else {
+            free_slots(&slots)
+        };
         if permits.is_empty() && pending.is_empty() {
             // Every slot runs a job: wait for one to finish.
             tokio::select! {
@@ -59,8 +76,13 @@ pub(super) async fn dispatch<H: Handler>(
             continue;
         }
         wake.mark_seen();
-        // Finished jobs give their slots to the rows claimed in the same statement.
-        let limit = permits.len() + pending.len();
+        // Finished jobs give their slots to the rows claimed in the same statement (none while
+        // paused).
+        let limit = if paused.is_some() {
+            0
+        } else {
+            permits.len() + pending.len()
+        };
         let leases: Vec<Lease> = pending.iter().map(|(ran, _)| ran.lease).collect();
         let started = std::time::Instant::now();
         let claimed = worker
@@ -94,7 +116,7 @@ pub(super) async fn dispatch<H: Handler>(
             let (worker, done_tx) = (worker.clone(), done_tx.clone());
             tasks.spawn(run_job(worker, job, permit, done_tx));
         }
-        if idle && done_rx.is_empty() {
+        if idle && done_rx.is_empty() && paused.is_none() {
             tokio::select! {
                 _ = wake.wait(poll) => {}
                 done = done_rx.recv() => pending.extend(done),

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Handler, JobOutcome, JobReport, WorkerError};
-use crate::{ClaimedJob, FailOutcome, JobFailure, JobId, Lease, Queue};
+use crate::{ClaimedJob, FailOutcome, FailureKind, JobFailure, JobId, Lease, Queue};
 
 /// A job whose handler has returned, waiting to be finished in the database.
 #[derive(Debug)]
@@ -86,12 +86,26 @@ fn report<O>(ran: &Finished<O>, outcome: JobOutcome) -> JobReport {
 }
 
 /// Finishes one job alone: in a transaction with [`Handler::record`] when the handler records,
-/// else with a single statement. Failures always go this way (each has its own backoff).
+/// else with a single statement. Failures always go this way (each has its own backoff); a
+/// dependency outage postpones the row without counting the attempt.
 pub(super) async fn finish_one<H: Handler>(
     queue: &Queue,
     handler: &H,
-    ran: Finished<H::Output>,
+    ran: &Finished<H::Output>,
+    postpone_for: Duration,
 ) -> Result<JobReport, WorkerError> {
+    if let Err(failure) = &ran.result {
+        if failure.kind == FailureKind::Unavailable {
+            let outcome = match queue
+                .postpone(&ran.lease, postpone_for, &failure.message)
+                .await?
+            {
+                Some(run_at) => JobOutcome::Postponed { run_at },
+                None => JobOutcome::LeaseLost,
+            };
+            return Ok(report(ran, outcome));
+        }
+    }
     if !H::RECORDS {
         let outcome = match &ran.result {
             Ok(()) => match queue.complete(&ran.lease).await? {
@@ -100,7 +114,7 @@ pub(super) async fn finish_one<H: Handler>(
             },
             Err(failure) => queue.fail(&ran.lease, failure).await?.into(),
         };
-        return Ok(report(&ran, outcome));
+        return Ok(report(ran, outcome));
     }
     let mut tx = queue.pool().begin().await?;
     let outcome = match &ran.result {
@@ -116,7 +130,7 @@ pub(super) async fn finish_one<H: Handler>(
         }
         Err(failure) => queue.fail_with(&mut *tx, &ran.lease, failure).await?.into(),
     };
-    let report = report(&ran, outcome);
+    let report = report(ran, outcome);
     if outcome == JobOutcome::LeaseLost {
         tx.rollback().await?;
         tracing::warn!(
@@ -126,7 +140,7 @@ pub(super) async fn finish_one<H: Handler>(
         return Ok(report);
     }
     handler
-        .record(&mut tx, &report, ran.output)
+        .record(&mut tx, &report, ran.output.as_ref())
         .await
         .map_err(WorkerError::Record)?;
     tx.commit().await?;

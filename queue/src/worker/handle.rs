@@ -25,6 +25,7 @@ pub struct ShutdownReport {
 /// jobs in hand (their leases run out); [`WorkerHandle::shutdown`] is the graceful way.
 pub struct WorkerHandle {
     stop: CancellationToken,
+    breaker: Arc<super::breaker::Breaker>,
     shutdown: Option<Box<dyn FnOnce(Duration) -> ShutdownFuture + Send>>,
     timeout: Duration,
     abort: Vec<tokio::task::AbortHandle>,
@@ -52,6 +53,7 @@ pub(super) fn start<H: Handler>(worker: Worker<H>, waker: Arc<QueueWaker>) -> Wo
         .map(|config| Maintenance::new(worker.queue.clone(), config).start());
     tracing::info!(queue_id = %worker.queue.id(), concurrency = worker.config.concurrency, "worker started");
     let abort = vec![dispatcher.abort_handle(), heartbeat.abort_handle()];
+    let breaker = worker.breaker.clone();
     let timeout = worker.config.shutdown_timeout;
     let shutdown = move |timeout: Duration| -> ShutdownFuture {
         Box::pin(shut_down(
@@ -65,6 +67,7 @@ pub(super) fn start<H: Handler>(worker: Worker<H>, waker: Arc<QueueWaker>) -> Wo
     };
     WorkerHandle {
         stop,
+        breaker,
         shutdown: Some(Box::new(shutdown)),
         timeout,
         abort,
@@ -75,6 +78,11 @@ impl WorkerHandle {
     /// Stops claiming (jobs in hand go on); [`WorkerHandle::shutdown`] does this too.
     pub fn stop_claiming(&self) {
         self.stop.cancel();
+    }
+
+    /// Whether the worker is claiming, or paused by a dependency outage.
+    pub fn health(&self) -> super::WorkerHealth {
+        self.breaker.health()
     }
 
     /// A token whose cancellation stops claiming, for code that learns of a shutdown elsewhere

@@ -49,14 +49,24 @@ pub trait Handler: Send + Sync + 'static {
     /// Records a finished attempt's effects in the transaction that completes or fails the job
     /// (only when [`Handler::RECORDS`] is true): an error rolls both back, and the job's lease
     /// runs out as if the worker had crashed. Not called when the lease was lost (another
-    /// attempt owns the job). `output` is `None` when [`Handler::run`] panicked or timed out.
+    /// attempt owns the job), nor for a postponed job. `output` is `None` when [`Handler::run`]
+    /// panicked or timed out. It may be called again with the same output when PostgreSQL
+    /// dropped the connection before the commit.
     fn record(
         &self,
         tx: &mut PgConnection,
         report: &JobReport,
-        output: Option<Self::Output>,
+        output: Option<&Self::Output>,
     ) -> impl Future<Output = Result<(), RecordError>> + Send {
         let _ = (tx, report, output);
+        async { Ok(()) }
+    }
+
+    /// Whether the dependencies this handler's jobs need answer, asked while the worker has
+    /// stopped claiming because a job failed with [`crate::FailureKind::Unavailable`]: `Ok`
+    /// claims again, `Err(why)` waits longer. The default says yes at once (the worker then
+    /// only pauses briefly).
+    fn probe(&self) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }
     }
 

@@ -18,6 +18,7 @@
 //! Expired leases of crashed workers are rescued by [`crate::maintenance`], which
 //! [`Worker::start`] runs beside the workers unless told otherwise.
 
+mod breaker;
 mod dispatch;
 mod execute;
 mod handle;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use breaker::WorkerHealth;
 pub use handle::{ShutdownReport, WorkerHandle};
 pub use handler::{Handler, Ran, RecordError};
 
@@ -66,6 +68,11 @@ pub struct WorkerConfig {
     /// The maintenance services [`Worker::start`] runs beside the workers; `None` runs none
     /// (another process does).
     pub maintenance: Option<MaintenanceConfig>,
+    /// How long a row that met a dependency outage waits before it may be claimed again.
+    pub postpone_for: Duration,
+    /// How long finishing a job keeps trying while PostgreSQL is unreachable (a restart)
+    /// before the row is left to its lease.
+    pub finish_retry_for: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -77,6 +84,8 @@ impl Default for WorkerConfig {
             job_timeout: None,
             name: format!("worker-{}", std::process::id()),
             maintenance: Some(MaintenanceConfig::default()),
+            postpone_for: Duration::from_secs(5),
+            finish_retry_for: Duration::from_secs(30),
         }
     }
 }
@@ -89,6 +98,11 @@ pub enum JobOutcome {
     /// The attempt failed; the job waits for its retry at `run_at`.
     Retrying {
         /// When the next attempt may be claimed.
+        run_at: DateTime<Utc>,
+    },
+    /// A dependency was down: the job waits until `run_at`, the attempt not counted.
+    Postponed {
+        /// When it may be claimed again.
         run_at: DateTime<Utc>,
     },
     /// Moved to the dead-letter queue.
@@ -129,6 +143,7 @@ pub struct Worker<H> {
     handler: Arc<H>,
     config: Arc<WorkerConfig>,
     in_hand: Arc<InHand>,
+    breaker: Arc<breaker::Breaker>,
 }
 
 impl<H> Clone for Worker<H> {
@@ -138,6 +153,7 @@ impl<H> Clone for Worker<H> {
             handler: self.handler.clone(),
             config: self.config.clone(),
             in_hand: self.in_hand.clone(),
+            breaker: self.breaker.clone(),
         }
     }
 }
@@ -167,6 +183,7 @@ impl<H: Handler> Worker<H> {
                 ..config
             }),
             in_hand: Arc::default(),
+            breaker: Arc::default(),
         }
     }
 
@@ -183,6 +200,11 @@ impl<H: Handler> Worker<H> {
     /// The worker's config.
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    /// Whether the worker is claiming, or paused by a dependency outage (for readiness checks).
+    pub fn health(&self) -> WorkerHealth {
+        self.breaker.health()
     }
 
     /// Rows this worker holds right now (running, or waiting for their completion).
@@ -250,7 +272,7 @@ impl<H: Handler> Worker<H> {
         }
         for ran in single {
             let id = ran.lease.id;
-            let finished = execute::finish_one(&self.queue, &*self.handler, ran).await;
+            let finished = self.finish_one(&ran).await;
             self.in_hand.remove([id]);
             match finished {
                 Ok(report) => reports.push(report),
@@ -261,12 +283,66 @@ impl<H: Handler> Worker<H> {
             }
         }
         for report in &reports {
+            if let (JobOutcome::Postponed { .. }, Some(reason)) = (report.outcome, &report.error) {
+                self.breaker.trip(reason);
+            }
             self.handler.finished(report);
         }
         match failure {
             Some(error) => Err(error),
             None => Ok(reports),
         }
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// [`execute::finish_one`], tried again while PostgreSQL is unreachable (a restart drops
+    /// every connection), for up to `finish_retry_for`: the row stays in hand and heartbeats
+    /// resume with the server, so its completion is not lost to an expired lease.
+    async fn finish_one(
+        &self,
+        ran: &execute::Finished<H::Output>,
+    ) -> Result<JobReport, WorkerError> {
+        let deadline = tokio::time::Instant::now() + self.config.finish_retry_for;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match execute::finish_one(&self.queue, &*self.handler, ran, self.config.postpone_for)
+                .await
+            {
+                Err(error) if error.is_outage() && tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(%error, job_id = ran.lease.id, "PostgreSQL unreachable while finishing a job; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                finished => return finished,
+            }
+        }
+    }
+}
+
+impl WorkerError {
+    /// Whether the database was unreachable (connection lost or refused, server shutting down
+    /// or starting), rather than refusing the statement.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            WorkerError::Queue(QueueError::Database(error)) | WorkerError::Database(error) => {
+                is_outage(error)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether `error` means the server could not be reached or is restarting.
+pub(crate) fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot
+            // connect now (starting up).
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 

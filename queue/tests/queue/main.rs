@@ -3,6 +3,7 @@
 mod helpers;
 
 mod claim;
+mod cluster;
 mod control;
 mod enqueue;
 mod lease;
@@ -10,6 +11,7 @@ mod maintenance;
 mod migrate;
 mod namespace;
 mod notify;
+mod outage;
 mod retry;
 mod vacuum;
 mod worker;

@@ -348,9 +348,9 @@ impl Handler for Recording {
         &self,
         tx: &mut sqlx::PgConnection,
         report: &JobReport,
-        output: Option<String>,
+        output: Option<&String>,
     ) -> Result<(), RecordError> {
-        let note = output.unwrap_or_default();
+        let note = output.cloned().unwrap_or_default();
         if note == "refuse" {
             return Err("the effect could not be written".into());
         }

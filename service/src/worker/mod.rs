@@ -96,7 +96,7 @@ impl Handler for IndexHandler {
         &self,
         tx: &mut sqlx::PgConnection,
         report: &JobReport,
-        output: Option<Work>,
+        output: Option<&Work>,
     ) -> Result<(), RecordError> {
         record::record(tx, report, output).await?;
         Ok(())
@@ -110,7 +110,7 @@ impl Handler for IndexHandler {
         self.metrics.job_latency.observe(report.took);
         self.metrics.record_row(match report.outcome {
             JobOutcome::Completed => RowResult::Succeeded,
-            JobOutcome::Retrying { .. } => RowResult::Retried,
+            JobOutcome::Retrying { .. } | JobOutcome::Postponed { .. } => RowResult::Retried,
             JobOutcome::Dead => RowResult::Dead,
             JobOutcome::LeaseLost => RowResult::LeaseLost,
         });

@@ -12,7 +12,7 @@ use crate::jobs::{self, JobStoreError};
 pub(crate) async fn record(
     tx: &mut PgConnection,
     report: &JobReport,
-    work: Option<Work>,
+    work: Option<&Work>,
 ) -> Result<(), JobStoreError> {
     let Some(job_id) = report.job_ref else {
         return Ok(());

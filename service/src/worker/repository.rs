@@ -158,8 +158,11 @@ async fn index_checked_out_file(
     match indexer.index_file(project, path, &content).await {
         Ok(outcome) => Ok(file_result(path, outcome)),
         Err(error) => match failure_kind(&error) {
-            FailureKind::Transient => Err(JobFailure::transient(error.to_string())),
             FailureKind::Permanent => Ok(FileResult::failed(path, error.to_string())),
+            kind => Err(JobFailure {
+                kind,
+                message: error.to_string(),
+            }),
         },
     }
 }

@@ -99,7 +99,7 @@ impl Handler for LoadHandler {
         &self,
         tx: &mut sqlx::PgConnection,
         report: &JobReport,
-        output: Option<Effects>,
+        output: Option<&Effects>,
     ) -> Result<(), RecordError> {
         let Some(effects) = output else {
             return Ok(());
@@ -124,7 +124,7 @@ impl Handler for LoadHandler {
     fn finished(&self, report: &JobReport) {
         let counter = match report.outcome {
             JobOutcome::Completed => "completed",
-            JobOutcome::Retrying { .. } => "retried",
+            JobOutcome::Retrying { .. } | JobOutcome::Postponed { .. } => "retried",
             JobOutcome::Dead => "dead",
             JobOutcome::LeaseLost => "lease_lost",
         };
