@@ -35,6 +35,7 @@ pub struct TestEnvBuilder {
     pub(crate) qdrant: QdrantBackend,
     pub(crate) queue_config: QueueConfig,
     pub(crate) manual_clock: bool,
+    pub(crate) record_tenants: bool,
     pub(crate) migrations: Vec<&'static Migrator>,
     pub(crate) tables: Vec<(String, String, DataKey)>,
 }
@@ -51,6 +52,7 @@ impl TestEnvBuilder {
             qdrant: QdrantBackend::from_env(),
             queue_config: QueueConfig::default(),
             manual_clock: false,
+            record_tenants: std::env::var_os("HARNESS_TENANT_RECORDER").is_some_and(|v| v == "1"),
             migrations: Vec::new(),
             tables: Vec::new(),
         }
@@ -97,6 +99,16 @@ impl TestEnvBuilder {
     /// moving it ([`TestEnv::advance`]), never by sleeping.
     pub fn manual_clock(mut self) -> Self {
         self.manual_clock = true;
+        self
+    }
+
+    /// Puts the tenant recorder between this environment and Qdrant: every read, count, scroll
+    /// and delete by filter of the environment's collection that is not pinned to its project,
+    /// by the test or by the service under test (given [`TestEnv::qdrant_url`]), fails the
+    /// isolation check. For a real Qdrant at `QDRANT_URL`; the embedded Qdrant's strict-tenant
+    /// mode refuses such requests outright. Also on when `HARNESS_TENANT_RECORDER=1`.
+    pub fn record_tenant_reads(mut self) -> Self {
+        self.record_tenants = true;
         self
     }
 
@@ -201,6 +213,14 @@ impl TestEnvBuilder {
             queue = queue.clone().with_clock(clock);
             handle
         });
+        let recorder = match self.record_tenants {
+            true => {
+                let recorder = crate::proxy::recorder_for(&qdrant_url).await?;
+                recorder.scope(&collection, &namespace.project);
+                Some(recorder)
+            }
+            false => None,
+        };
         let scoped = ScopedQdrant::new(
             session.qdrant().clone(),
             collection.clone(),
@@ -219,6 +239,7 @@ impl TestEnvBuilder {
             mode,
             scoped,
             clock,
+            recorder,
             reaped,
         }))
     }

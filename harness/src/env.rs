@@ -30,6 +30,7 @@ pub struct TestEnv {
     mode: CollectionMode,
     scoped: ScopedQdrant,
     clock: Option<Arc<ManualClock>>,
+    recorder: Option<crate::proxy::TenantRecorder>,
     /// Whether the namespace is still held (cleanup not done yet).
     held: bool,
     reaped: usize,
@@ -48,6 +49,7 @@ pub(crate) struct Parts {
     pub(crate) mode: CollectionMode,
     pub(crate) scoped: ScopedQdrant,
     pub(crate) clock: Option<Arc<ManualClock>>,
+    pub(crate) recorder: Option<crate::proxy::TenantRecorder>,
     pub(crate) reaped: usize,
 }
 
@@ -75,6 +77,7 @@ impl TestEnv {
             mode: parts.mode,
             scoped: parts.scoped,
             clock: parts.clock,
+            recorder: parts.recorder,
             held: true,
             reaped: parts.reaped,
         }
@@ -137,9 +140,13 @@ impl TestEnv {
         &self.namespace.project
     }
 
-    /// The Qdrant gRPC URL.
+    /// The Qdrant gRPC URL to give the service under test: the tenant recorder's when the
+    /// environment records tenant reads ([`TestEnvBuilder::record_tenant_reads`]).
     pub fn qdrant_url(&self) -> &str {
-        &self.qdrant_url
+        match &self.recorder {
+            Some(recorder) => recorder.url(),
+            None => &self.qdrant_url,
+        }
     }
 
     /// A Qdrant client (unchecked; prefer [`TestEnv::qdrant`] for reads).
@@ -293,6 +300,9 @@ impl TestEnv {
             .into_iter()
             .map(|IsolationViolation(v)| v)
             .collect();
+        if let Some(recorder) = &self.recorder {
+            breaches.extend(recorder.violations(&self.collection));
+        }
         let session = self.session.clone();
         let (ns, app, own) = (
             self.namespace.id.clone(),
@@ -310,6 +320,9 @@ impl TestEnv {
     /// Checks isolation, then removes the environment's rows, points (and per-test collection).
     pub async fn finish(mut self) -> Result<(), HarnessError> {
         let isolated = self.assert_isolated().await;
+        if let Some(recorder) = &self.recorder {
+            recorder.unscope(&self.collection);
+        }
         self.cleanup_now().await?;
         isolated
     }
@@ -363,7 +376,15 @@ impl Drop for TestEnv {
         }
         // Drop may run while the test's runtime is blocked (or unwinding): the cleanup runs on
         // the harness's own runtime, which this thread only waits for.
-        let breaches = self.scoped.violations();
+        let mut breaches = self.scoped.violations();
+        if let Some(recorder) = &self.recorder {
+            breaches.extend(
+                recorder
+                    .unscope(&self.collection)
+                    .into_iter()
+                    .map(IsolationViolation),
+            );
+        }
         let foreign = match block_on_runtime(self.cleanup(Some(self.app_name.clone()))) {
             Ok(foreign) => foreign,
             Err(err @ HarnessError::NamespaceLost { .. }) if !std::thread::panicking() => {

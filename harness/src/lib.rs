@@ -46,6 +46,7 @@ mod isolation;
 mod liveness;
 mod logs;
 mod naming;
+mod proxy;
 mod reaper;
 mod runtime;
 mod session;

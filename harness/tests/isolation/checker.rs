@@ -86,3 +86,59 @@ async fn the_checker_catches_a_write_into_another_tests_queue() -> TestResult {
     b.finish().await?; // B itself did nothing wrong
     Ok(())
 }
+
+#[tokio::test]
+async fn the_tenant_recorder_catches_an_unfiltered_read_by_a_client_of_the_environments_url(
+) -> TestResult {
+    // Arrange: the recorder between the environment and Qdrant, and a client such as the
+    // service under test builds from the environment's URL.
+    let env = TestEnv::builder("tenant_recorder")
+        .vector_size(DIM)
+        .record_tenant_reads()
+        .build()
+        .await?;
+    let service_client = qdrant_client::Qdrant::from_url(env.qdrant_url())
+        .skip_compatibility_check()
+        .build()?;
+
+    // Act: a read pinned to this test's project passes; a count without the filter and a query
+    // pinned to another project do not.
+    service_client
+        .query(
+            QueryPointsBuilder::new(env.collection())
+                .query(vector("x"))
+                .filter(env.qdrant().project_filter())
+                .limit(3),
+        )
+        .await?;
+    env.assert_isolated().await?;
+    service_client
+        .count(CountPointsBuilder::new(env.collection()))
+        .await?;
+    service_client
+        .query(
+            QueryPointsBuilder::new(env.collection())
+                .query(vector("x"))
+                .filter(qdrant_client::qdrant::Filter::must([
+                    qdrant_client::qdrant::Condition::matches("project", "someone_else".to_owned()),
+                ]))
+                .limit(3),
+        )
+        .await?;
+
+    // Assert
+    let err = env
+        .finish()
+        .await
+        .expect_err("unpinned reads must fail the test");
+    let message = err.to_string();
+    assert!(
+        message.contains("Count on") && message.contains("seen by the tenant recorder"),
+        "{message}"
+    );
+    assert!(
+        message.contains("pinned to project \"someone_else\""),
+        "{message}"
+    );
+    Ok(())
+}
