@@ -42,9 +42,9 @@ async fn main() -> anyhow::Result<()> {
         for c in 0..clients {
             let client = client.clone();
             let collection = collection.clone();
-            tasks.spawn(
-                async move { upsert_rounds(&client, &collection, batch, c, clients, rounds).await },
-            );
+            tasks.spawn(async move {
+                upsert_rounds(&client, &collection, batch, c, clients, rounds).await
+            });
         }
         let mut latencies = Vec::new();
         while let Some(result) = tasks.join_next().await {

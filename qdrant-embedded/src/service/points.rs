@@ -43,8 +43,8 @@ const DEFAULT_LIMIT: usize = 10;
 const DEFAULT_RRF_K: usize = 2;
 
 impl Api {
-    /// Apply one write. The engine applies it before returning, so every write behaves as
-    /// `wait=true`.
+    /// Apply one write. It is applied and logged before the reply, so every write behaves as
+    /// `wait=true` and survives a crash once acknowledged.
     async fn write(
         &self,
         collection: String,
@@ -53,11 +53,8 @@ impl Api {
             + Send
             + 'static,
     ) -> Result<Response<PointsOperationResponse>, Status> {
-        self.with_shard(collection, move |shard| {
-            let operation = build(shard)?;
-            shard.update(operation).map_err(ApiError::from)
-        })
-        .await?;
+        self.blocking(move |state| state.storage.get(&collection)?.update(build))
+            .await?;
         let operation_id = self.state.next_operation_id.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(PointsOperationResponse {
             result: Some(grpc::UpdateResult {

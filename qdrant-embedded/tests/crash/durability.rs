@@ -39,9 +39,7 @@ fn acknowledged_upserts_and_deletes_survive_kill_9() -> TestResult {
         let client = server.client()?;
         let rewritten = (0..100).map(|i| test_point(i, 1)).collect();
         expected.upsert(&client, &name, rewritten).await?;
-        let gone = (500..550)
-            .map(|i| test_point(i, 0).0)
-            .collect::<Vec<Id>>();
+        let gone = (500..550).map(|i| test_point(i, 0).0).collect::<Vec<Id>>();
         expected.delete(&client, &name, gone).await?;
         client
             .delete_points(

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vector_output, vectors_output, CountPointsBuilder,
-    CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointId,
-    PointStruct, PointsIdsList, RetrievedPoint, UpsertPointsBuilder, VectorParamsBuilder,
+    CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointId, PointStruct,
+    PointsIdsList, RetrievedPoint, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{json, Value as Json};
@@ -131,9 +131,12 @@ impl Expected {
         for chunk in ids.chunks(200) {
             let reply = client
                 .get_points(
-                    GetPointsBuilder::new(collection, chunk.iter().map(Id::grpc).collect::<Vec<_>>())
-                        .with_payload(true)
-                        .with_vectors(true),
+                    GetPointsBuilder::new(
+                        collection,
+                        chunk.iter().map(Id::grpc).collect::<Vec<_>>(),
+                    )
+                    .with_payload(true)
+                    .with_vectors(true),
                 )
                 .await?;
             for point in reply.result {

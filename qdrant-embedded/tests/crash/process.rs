@@ -87,10 +87,6 @@ impl Server {
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     pub fn client(&self) -> anyhow::Result<Qdrant> {
         Ok(Qdrant::from_url(&self.url).build()?)
     }
@@ -105,7 +101,9 @@ impl Server {
 
     /// SIGKILL: no shutdown code runs, as in a crash.
     pub fn kill(mut self) -> anyhow::Result<String> {
-        self.child.kill().context("failed to kill qdrant-embedded")?;
+        self.child
+            .kill()
+            .context("failed to kill qdrant-embedded")?;
         self.child.wait()?;
         Ok(self.finish())
     }
@@ -119,7 +117,10 @@ impl Server {
         anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
         let exit = self.child.wait()?;
         let output = self.finish();
-        anyhow::ensure!(exit.success(), "qdrant-embedded exited with {exit}:\n{output}");
+        anyhow::ensure!(
+            exit.success(),
+            "qdrant-embedded exited with {exit}:\n{output}"
+        );
         Ok(output)
     }
 

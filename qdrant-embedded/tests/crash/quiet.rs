@@ -33,7 +33,11 @@ fn a_normal_start_and_restart_print_no_warnings() -> TestResult {
             .lines()
             .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
             .collect();
-        assert!(noisy.is_empty(), "warnings at a normal start:\n{}", noisy.join("\n"));
+        assert!(
+            noisy.is_empty(),
+            "warnings at a normal start:\n{}",
+            noisy.join("\n")
+        );
     }
     Ok(())
 }
