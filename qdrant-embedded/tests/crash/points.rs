@@ -55,7 +55,7 @@ pub async fn create_collection(client: &Qdrant, name: &str) -> anyhow::Result<()
 
 /// The `i`-th test point of round `round`: a numeric id for even `i`, a UUID for odd ones.
 pub fn test_point(i: u64, round: u64) -> (Id, Vec<f32>, Json) {
-    let id = if i % 2 == 0 {
+    let id = if i.is_multiple_of(2) {
         Id::Num(i)
     } else {
         Id::Uuid(format!("00000000-0000-4000-8000-{i:012x}"))
