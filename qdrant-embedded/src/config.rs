@@ -1,7 +1,10 @@
-//! Server configuration: where to listen and where to keep data.
+//! Server configuration: where to listen, where to keep data, and how large the logs may grow.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+
+/// Default [`Config::wal_capacity_mb`]: Qdrant's own default `wal_capacity_mb`.
+pub const DEFAULT_WAL_CAPACITY_MB: usize = 32;
 
 /// How to start an embedded Qdrant.
 #[derive(Debug, Clone)]
@@ -11,6 +14,11 @@ pub struct Config {
     /// Directory holding the collections. `None` uses a fresh temporary directory that is
     /// removed when the server stops; a given directory is kept and reopened on restart.
     pub data_dir: Option<PathBuf>,
+    /// Size in MiB of one write-ahead log segment of a new collection, and how much of its
+    /// operation log accumulates before a checkpoint flushes the collection and empties its logs.
+    /// A collection's logs stay within about five times this. Default
+    /// [`DEFAULT_WAL_CAPACITY_MB`]; at least 1.
+    pub wal_capacity_mb: usize,
 }
 
 impl Default for Config {
@@ -18,6 +26,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             data_dir: None,
+            wal_capacity_mb: DEFAULT_WAL_CAPACITY_MB,
         }
     }
 }
@@ -33,5 +42,16 @@ impl Config {
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
+    }
+
+    /// Set [`Config::wal_capacity_mb`].
+    pub fn with_wal_capacity_mb(mut self, mb: usize) -> Self {
+        self.wal_capacity_mb = mb;
+        self
+    }
+
+    /// The capacity in bytes, never below 1 MiB.
+    pub(crate) fn wal_capacity_bytes(&self) -> usize {
+        self.wal_capacity_mb.max(1).saturating_mul(1024 * 1024)
     }
 }

@@ -1,6 +1,7 @@
 //! `qdrant-embedded`: one embedded Qdrant (gRPC only) for many test processes or for the
 //! service's dev default. Stops on Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -22,22 +23,25 @@ struct Args {
     /// that is removed on exit.
     #[arg(long, env = "QDRANT_EMBEDDED_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// WAL segment size of new collections, and how much of a collection's operation log
+    /// accumulates before a checkpoint empties it, in MiB.
+    #[arg(long, env = "QDRANT_EMBEDDED_WAL_CAPACITY_MB", default_value_t = qdrant_embedded::DEFAULT_WAL_CAPACITY_MB)]
+    wal_capacity_mb: usize,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            // qdrant-edge warns on every shard that Qdrant's feature flags are unset; it has no
-            // public way to set them, and the defaults are what we want.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,qdrant_edge::common::flags=error")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(format!("info,{}", qdrant_embedded::ENGINE_LOG_DIRECTIVES))
+        }))
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let args = Args::parse();
     let config = qdrant_embedded::Config {
         listen: SocketAddr::new(args.host, args.port),
         data_dir: args.data_dir,
+        wal_capacity_mb: args.wal_capacity_mb,
     };
     let server = qdrant_embedded::start(config)
         .await

@@ -86,6 +86,7 @@ impl Drop for Resources {
 /// Start a server as configured: open (or create) the data directory, reopen its collections
 /// and serve on the listen address. Must be called inside a Tokio runtime.
 pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+    let wal_capacity = config.wal_capacity_bytes();
     let (temp_dir, data_dir) = match config.data_dir {
         Some(dir) => (None, dir),
         None => {
@@ -102,7 +103,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     };
     let storage = {
         let data_dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+        tokio::task::spawn_blocking(move || Storage::open(&data_dir, wal_capacity))
             .await
             .map_err(|err| StartError::OpenCollection {
                 path: PathBuf::new(),

@@ -20,7 +20,7 @@ use qdrant_edge::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{elapsed, unimplemented, validate_collection_name, Api};
+use super::{elapsed, unimplemented, validate_collection_name, validate_vector_name, Api};
 use crate::error::ApiError;
 
 #[tonic::async_trait]
@@ -194,6 +194,9 @@ fn edge_config(request: &CreateCollection) -> Result<EdgeConfig, ApiError> {
             vec![(DEFAULT_VECTOR_NAME.to_owned(), params)]
         }
         Some(vectors_config::Config::ParamsMap(map)) => {
+            for name in map.map.keys() {
+                validate_vector_name(name)?;
+            }
             map.map.iter().map(|(name, p)| (name.clone(), p)).collect()
         }
         None => Vec::new(),

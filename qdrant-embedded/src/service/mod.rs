@@ -86,6 +86,39 @@ fn validate_collection_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Vector names become folder names in the engine (`vector_storage-{name}`), so only a safe,
+/// single path component is accepted: Qdrant's own rules (at most 200 bytes, none of
+/// `< > : " / \ | ? *`), and no control characters, `..` or empty name.
+fn validate_vector_name(name: &str) -> Result<(), ApiError> {
+    const MAX_BYTES: usize = 200;
+    const FORBIDDEN: [char; 9] = ['<', '>', ':', '"', '/', '\\', '|', '?', '*'];
+    if name.is_empty() {
+        return Err(ApiError::BadInput("Vector name must not be empty".into()));
+    }
+    if name.len() > MAX_BYTES {
+        return Err(ApiError::BadInput(format!(
+            "Vector name must be at most {MAX_BYTES} bytes long, got {}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(ApiError::BadInput(format!(
+            "Vector name {name:?} cannot contain \"{c}\" char"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::BadInput(format!(
+            "Vector name {name:?} cannot contain control characters"
+        )));
+    }
+    if name.contains("..") {
+        return Err(ApiError::BadInput(format!(
+            "Vector name {name:?} cannot contain \"..\""
+        )));
+    }
+    Ok(())
+}
+
 /// `limit` must be at least 1, as Qdrant's validator words it.
 fn validate_limit(limit: u64) -> Result<usize, ApiError> {
     if limit == 0 {

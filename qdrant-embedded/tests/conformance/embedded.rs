@@ -2,9 +2,11 @@
 //! server, even when `QDRANT_URL` points elsewhere, because they restart it or probe the RPCs
 //! it leaves unimplemented.
 
+use qdrant_client::qdrant::vectors_config;
 use qdrant_client::qdrant::{
     CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder, Distance, GetPointsBuilder,
-    PointId, UpsertPointsBuilder, VectorParamsBuilder,
+    PointId, UpsertPointsBuilder, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
+    VectorsConfigBuilder,
 };
 use qdrant_client::Qdrant;
 use qdrant_embedded::Config;
@@ -86,5 +88,71 @@ async fn health_check_reports_the_pinned_clients_version() -> TestResult {
     // Within one minor of qdrant-client 1.20, so the client logs no compatibility warning.
     assert_eq!(reply.version, qdrant_embedded::REPORTED_VERSION);
     assert!(reply.version.starts_with("1.20."));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_names_that_are_not_a_safe_folder_name_are_refused() -> TestResult {
+    // Arrange: named vectors become folders on disk (`vector_storage-{name}`).
+    let server = qdrant_embedded::start(Config::default()).await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+    let long = "v".repeat(201);
+    let unsafe_names = [
+        "",
+        "../../escape",
+        "a/b",
+        "a\\b",
+        "..",
+        "tab\there",
+        "nul\0",
+        "new\nline",
+        &long,
+    ];
+
+    for vector_name in unsafe_names {
+        let name = format!("conformance_vector_name_{}", uuid::Uuid::new_v4().simple());
+        // Built by hand: the client's builder turns a lone "" into the unnamed vector.
+        let vectors = VectorsConfig {
+            config: Some(vectors_config::Config::ParamsMap(VectorParamsMap {
+                map: [(
+                    vector_name.to_owned(),
+                    VectorParamsBuilder::new(2, Distance::Dot).build(),
+                )]
+                .into(),
+            })),
+        };
+
+        // Act
+        let status = status_of(
+            client
+                .create_collection(CreateCollectionBuilder::new(&name).vectors_config(vectors))
+                .await,
+        )?;
+
+        // Assert
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{vector_name:?}: {status:?}"
+        );
+        assert!(
+            status.message().starts_with("Wrong input: Vector name"),
+            "{vector_name:?}: {status:?}"
+        );
+        assert!(!client.collection_exists(&name).await?, "{vector_name:?}");
+    }
+
+    // A plain name still works.
+    let name = format!("conformance_vector_name_{}", uuid::Uuid::new_v4().simple());
+    let mut vectors = VectorsConfigBuilder::default();
+    vectors.add_named_vector_params(
+        "text-dense_1.v2",
+        VectorParamsBuilder::new(2, Distance::Dot),
+    );
+    client
+        .create_collection(CreateCollectionBuilder::new(&name).vectors_config(vectors))
+        .await?;
+    assert!(client.delete_collection(&name).await?.result);
+    server.stop().await;
     Ok(())
 }

@@ -1,9 +1,15 @@
-//! The collection registry: one `qdrant-edge` shard per collection, each in its own directory.
+//! The collection registry: one [`Collection`] per name, each in its own directory.
 //!
 //! Directories are named by a random id and carry a `collection.json` with the real name, so
-//! any valid collection name is safe on disk. That file is written last on create and the
-//! directory is renamed away first on delete, so a crash never leaves a half collection that
-//! reopens on restart. All methods block: call them from `spawn_blocking`.
+//! any valid collection name is safe on disk. That file is written last, atomically, on create.
+//! A delete first renames the directory to a tombstone (`.deleted-…`), atomically, then removes
+//! it. On start, tombstones are removed and directories without `collection.json` (an
+//! interrupted create) too, so after a crash a collection is either intact or gone, and the
+//! server starts either way. All methods block: call them from `spawn_blocking`.
+
+mod collection;
+mod files;
+mod oplog;
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,50 +18,22 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use qdrant_edge::external::uuid::Uuid;
-use qdrant_edge::{EdgeConfig, EdgeShard};
+use qdrant_edge::{EdgeConfig, WalOptions};
 use serde_json::json;
 
+pub(crate) use collection::Collection;
+
 use crate::error::{ApiError, StartError};
+use files::{sync_dir, write_atomic};
 
 const META_FILE: &str = "collection.json";
-const SHARD_DIR: &str = "shard";
-const TRASH_PREFIX: &str = ".deleted-";
-
-/// One open collection. The shard sits behind a lock so that delete and shutdown wait for
-/// in-flight requests, then close it (closing flushes) before its files go away.
-pub(crate) struct Collection {
-    pub(crate) name: String,
-    pub(crate) created_at: SystemTime,
-    dir: PathBuf,
-    shard: RwLock<Option<EdgeShard>>,
-}
-
-impl Collection {
-    /// Run `f` against the open shard; a collection deleted meanwhile reads as missing.
-    pub(crate) fn with_shard<T>(
-        &self,
-        f: impl FnOnce(&EdgeShard) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let guard = self.shard.read().unwrap_or_else(PoisonError::into_inner);
-        match guard.as_ref() {
-            Some(shard) => f(shard),
-            None => Err(ApiError::CollectionNotFound(self.name.clone())),
-        }
-    }
-
-    fn close(&self) {
-        let shard = self
-            .shard
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(shard);
-    }
-}
+const TOMBSTONE_PREFIX: &str = ".deleted-";
 
 /// All collections of one server.
 pub(crate) struct Storage {
     root: PathBuf,
+    /// Engine WAL segment size and checkpoint threshold, in bytes.
+    wal_capacity: usize,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     /// Serialises create and delete so a name is claimed once, without holding the map lock
     /// through the slow shard creation.
@@ -63,8 +41,9 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Open (or initialise) the storage under `data_dir`, reopening existing collections.
-    pub(crate) fn open(data_dir: &Path) -> Result<Self, StartError> {
+    /// Open (or initialise) the storage under `data_dir`: finish interrupted deletes, drop
+    /// interrupted creates, and reopen every collection, recovering its unflushed writes.
+    pub(crate) fn open(data_dir: &Path, wal_capacity: usize) -> Result<Self, StartError> {
         let root = data_dir.join("collections");
         let dir_err = |source| StartError::DataDir {
             path: root.clone(),
@@ -74,34 +53,37 @@ impl Storage {
         let mut collections = HashMap::new();
         for entry in fs::read_dir(&root).map_err(dir_err)? {
             let dir = entry.map_err(dir_err)?.path();
+            let is_tombstone = dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(TOMBSTONE_PREFIX));
+            if is_tombstone {
+                remove_tombstone(&dir);
+                continue;
+            }
             if !dir.is_dir() {
                 continue;
             }
-            let Some(meta) = read_meta(&dir) else {
-                // Leftover of an interrupted create or delete.
-                tracing::warn!(dir = %dir.display(), "removing incomplete collection directory");
-                let _ = fs::remove_dir_all(&dir);
+            let Some((name, created_at)) = read_meta(&dir) else {
+                tracing::warn!(dir = %dir.display(), "removing the directory of an interrupted create");
+                if let Err(err) = fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %err, "could not remove it");
+                }
                 continue;
             };
-            let shard = EdgeShard::load(&dir.join(SHARD_DIR), None).map_err(|err| {
-                StartError::OpenCollection {
-                    path: dir.clone(),
-                    message: err.to_string(),
-                }
-            })?;
-            tracing::info!(collection = %meta.0, "reopened collection");
-            collections.insert(
-                meta.0.clone(),
-                Arc::new(Collection {
-                    name: meta.0,
-                    created_at: meta.1,
-                    dir,
-                    shard: RwLock::new(Some(shard)),
-                }),
-            );
+            let collection =
+                Collection::open(&dir, &name, created_at, wal_capacity).map_err(|message| {
+                    StartError::OpenCollection {
+                        path: dir.clone(),
+                        message,
+                    }
+                })?;
+            tracing::info!(collection = %name, "reopened collection");
+            collections.insert(name, Arc::new(collection));
         }
         Ok(Self {
             root,
+            wal_capacity,
             collections: RwLock::new(collections),
             lifecycle: Mutex::new(()),
         })
@@ -135,7 +117,7 @@ impl Storage {
         names
     }
 
-    pub(crate) fn create(&self, name: &str, config: EdgeConfig) -> Result<(), ApiError> {
+    pub(crate) fn create(&self, name: &str, mut config: EdgeConfig) -> Result<(), ApiError> {
         let _lifecycle = self
             .lifecycle
             .lock()
@@ -143,23 +125,20 @@ impl Storage {
         if self.exists(name) {
             return Err(ApiError::CollectionExists(name.to_owned()));
         }
+        config.wal_options = Some(WalOptions {
+            segment_capacity: self.wal_capacity,
+            ..WalOptions::default()
+        });
         let dir = self.root.join(Uuid::new_v4().simple().to_string());
         let created_at = SystemTime::now();
-        let shard = create_on_disk(&dir, name, created_at, config).inspect_err(|_| {
-            let _ = fs::remove_dir_all(&dir);
-        })?;
+        let collection = create_on_disk(&dir, name, created_at, config, self.wal_capacity)
+            .inspect_err(|_| {
+                let _ = fs::remove_dir_all(&dir);
+            })?;
         self.collections
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                name.to_owned(),
-                Arc::new(Collection {
-                    name: name.to_owned(),
-                    created_at,
-                    dir,
-                    shard: RwLock::new(Some(shard)),
-                }),
-            );
+            .insert(name.to_owned(), Arc::new(collection));
         Ok(())
     }
 
@@ -178,14 +157,16 @@ impl Storage {
             return Ok(false);
         };
         collection.close();
-        let trash = self
+        let tombstone = self
             .root
-            .join(format!("{TRASH_PREFIX}{}", Uuid::new_v4().simple()));
-        fs::rename(&collection.dir, &trash)
-            .and_then(|()| fs::remove_dir_all(&trash))
+            .join(format!("{TOMBSTONE_PREFIX}{}", Uuid::new_v4().simple()));
+        // The rename is the delete: from here on, a start finds a tombstone and removes it.
+        fs::rename(collection.dir(), &tombstone)
+            .and_then(|()| sync_dir(&self.root))
             .map_err(|err| {
                 ApiError::Internal(format!("failed to remove collection files: {err}"))
             })?;
+        remove_tombstone(&tombstone);
         Ok(true)
     }
 
@@ -209,20 +190,27 @@ fn create_on_disk(
     name: &str,
     created_at: SystemTime,
     config: EdgeConfig,
-) -> Result<EdgeShard, ApiError> {
+    wal_capacity: usize,
+) -> Result<Collection, ApiError> {
     let io =
         |err: std::io::Error| ApiError::Internal(format!("failed to create collection: {err}"));
-    let shard_dir = dir.join(SHARD_DIR);
-    fs::create_dir_all(&shard_dir).map_err(io)?;
-    let shard = EdgeShard::new(&shard_dir, config)?;
+    fs::create_dir_all(dir).map_err(io)?;
+    let collection = Collection::create(dir, name, created_at, config, wal_capacity)?;
     let millis = created_at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     let meta = json!({ "name": name, "created_at_ms": millis });
     // Written last: its presence marks the collection as complete.
-    fs::write(dir.join(META_FILE), meta.to_string()).map_err(io)?;
-    Ok(shard)
+    write_atomic(&dir.join(META_FILE), meta.to_string().as_bytes()).map_err(io)?;
+    Ok(collection)
+}
+
+/// Finish a delete; what cannot be removed now is retried on the next start.
+fn remove_tombstone(dir: &Path) {
+    if let Err(err) = fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %err, "could not remove a deleted collection's files");
+    }
 }
 
 fn read_meta(dir: &Path) -> Option<(String, SystemTime)> {
