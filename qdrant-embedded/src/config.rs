@@ -19,6 +19,13 @@ pub struct Config {
     /// A collection's logs stay within about five times this. Default
     /// [`DEFAULT_WAL_CAPACITY_MB`]; at least 1.
     pub wal_capacity_mb: usize,
+    /// Strict-tenant mode, for test runs: a search, query, count, scroll or delete by filter on
+    /// a collection with a tenant index (a keyword payload index with `is_tenant: true`) is
+    /// refused unless each of its filters has a `must` match on that field. Default off.
+    pub strict_tenants: bool,
+    /// In strict-tenant mode, requests carrying this API key (`api-key` metadata) are not
+    /// checked: a test harness's own upkeep (emptying a collection it reuses) has no tenant.
+    pub tenant_exempt_key: Option<String>,
 }
 
 impl Default for Config {
@@ -27,6 +34,8 @@ impl Default for Config {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             data_dir: None,
             wal_capacity_mb: DEFAULT_WAL_CAPACITY_MB,
+            strict_tenants: false,
+            tenant_exempt_key: None,
         }
     }
 }
@@ -41,6 +50,12 @@ impl Config {
     /// Keep data in `dir` (created if missing) instead of a temporary directory.
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Turn [`Config::strict_tenants`] on or off.
+    pub fn with_strict_tenants(mut self, strict: bool) -> Self {
+        self.strict_tenants = strict;
         self
     }
 

@@ -123,6 +123,8 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     let state = Arc::new(State {
         storage,
         next_operation_id: AtomicU64::new(0),
+        strict_tenants: config.strict_tenants,
+        tenant_exempt_key: config.tenant_exempt_key.clone(),
     });
     let resources = Resources {
         state: Arc::clone(&state),

@@ -97,7 +97,10 @@ async fn the_tenant_recorder_catches_an_unfiltered_read_by_a_client_of_the_envir
         .record_tenant_reads()
         .build()
         .await?;
+    // The exempt key (set by the run's strict-tenant embedded Qdrant) makes the server behave as
+    // a real Qdrant does, which has no strict-tenant mode: the recorder alone must notice.
     let service_client = qdrant_client::Qdrant::from_url(env.qdrant_url())
+        .api_key(std::env::var("QDRANT_EMBEDDED_EXEMPT_KEY").ok())
         .skip_compatibility_check()
         .build()?;
 

@@ -22,6 +22,11 @@ pub(crate) struct State {
     pub(crate) storage: Storage,
     /// Stands in for the WAL operation number a real Qdrant reports per update.
     pub(crate) next_operation_id: AtomicU64,
+    /// Refuse reads and deletes by filter of a tenant-scoped collection that pin no tenant
+    /// ([`crate::Config::strict_tenants`]).
+    pub(crate) strict_tenants: bool,
+    /// The API key that exempts a request from the check ([`crate::Config::tenant_exempt_key`]).
+    pub(crate) tenant_exempt_key: Option<String>,
 }
 
 /// Implements all three service traits over one shared [`State`].
@@ -56,6 +61,55 @@ impl Api {
         self.blocking(move |state| state.storage.get(&collection)?.with_shard(work))
             .await
     }
+}
+
+impl Api {
+    /// In strict-tenant mode, refuses a request on a collection with a tenant index
+    /// (a keyword payload index with `is_tenant: true`) unless each of its filters has a `must`
+    /// match on that field: the error reaches the caller, so the test fails at the line that
+    /// forgot the filter.
+    async fn check_tenancy<T: qdrant_tenancy::Tenancy>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<(), Status> {
+        if !self.state.strict_tenants {
+            return Ok(());
+        }
+        let key = request
+            .metadata()
+            .get("api-key")
+            .and_then(|v| v.to_str().ok());
+        if key.is_some() && key == self.state.tenant_exempt_key.as_deref() {
+            return Ok(());
+        }
+        let request = request.get_ref();
+        let collection = request.collection().to_owned();
+        let fields = self
+            .with_shard(collection, |shard| Ok(tenant_fields(shard)))
+            .await?;
+        for field in fields {
+            if let Some(missing) = qdrant_tenancy::missing_tenant(request, &field) {
+                return Err(Status::invalid_argument(format!(
+                    "Wrong input: strict tenant mode: {missing}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fields of tenant indexes (keyword, `is_tenant: true`) of a shard.
+fn tenant_fields(shard: &EdgeShard) -> Vec<String> {
+    use qdrant_edge::PayloadSchemaParams;
+    shard
+        .info()
+        .payload_schema
+        .into_iter()
+        .filter(|(_, index)| {
+            matches!(&index.params, Some(PayloadSchemaParams::Keyword(keyword)) if keyword.is_tenant == Some(true))
+        })
+        .map(|(key, _)| key.to_string())
+        .collect()
 }
 
 /// Seconds since `start`, for the `time` field of every response.

@@ -156,3 +156,78 @@ async fn vector_names_that_are_not_a_safe_folder_name_are_refused() -> TestResul
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_tenant_mode_refuses_unpinned_reads_of_a_tenant_scoped_collection() -> TestResult {
+    use qdrant_client::qdrant::{
+        Condition, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, FieldType, Filter,
+        KeywordIndexParamsBuilder, QueryPointsBuilder,
+    };
+    // Arrange: a strict server, a collection with a tenant index, and one without.
+    let server = qdrant_embedded::start(
+        Config {
+            tenant_exempt_key: Some("upkeep".into()),
+            ..Config::default()
+        }
+        .with_strict_tenants(true),
+    )
+    .await?;
+    let client = Qdrant::from_url(&server.url()).build()?;
+    let (scoped, plain) = ("strict_scoped", "strict_plain");
+    for name in [scoped, plain] {
+        client
+            .create_collection(
+                CreateCollectionBuilder::new(name)
+                    .vectors_config(VectorParamsBuilder::new(2, Distance::Cosine)),
+            )
+            .await?;
+    }
+    client
+        .create_field_index(
+            CreateFieldIndexCollectionBuilder::new(scoped, "project", FieldType::Keyword)
+                .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
+                .wait(true),
+        )
+        .await?;
+    let pinned = Filter::must([Condition::matches("project", "p1".to_owned())]);
+
+    // Act
+    let unpinned_count = client.count(CountPointsBuilder::new(scoped)).await;
+    let unpinned_query = client
+        .query(QueryPointsBuilder::new(scoped).query(vec![1.0, 0.0]))
+        .await;
+    let unpinned_delete = client
+        .delete_points(DeletePointsBuilder::new(scoped).points(Filter::default()))
+        .await;
+    let pinned_count = client
+        .count(CountPointsBuilder::new(scoped).filter(pinned))
+        .await;
+    let plain_count = client.count(CountPointsBuilder::new(plain)).await;
+    let upkeep = Qdrant::from_url(&server.url())
+        .api_key("upkeep")
+        .build()?
+        .count(CountPointsBuilder::new(scoped))
+        .await;
+
+    // Assert: the unpinned calls fail naming the collection and the field; the rest pass.
+    for refused in [
+        unpinned_count.map(drop),
+        unpinned_query.map(drop),
+        unpinned_delete.map(drop),
+    ] {
+        let status = status_of(refused)?;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("strict tenant mode")
+                && status.message().contains("`strict_scoped`")
+                && status.message().contains("`must` match on `project`"),
+            "{}",
+            status.message()
+        );
+    }
+    pinned_count?;
+    plain_count?;
+    upkeep?;
+    server.stop().await;
+    Ok(())
+}

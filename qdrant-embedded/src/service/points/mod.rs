@@ -39,6 +39,7 @@ impl Points for Api {
         &self,
         request: Request<DeletePoints>,
     ) -> Result<Response<PointsOperationResponse>, Status> {
+        self.check_tenancy(&request).await?;
         self.delete_points(request).await
     }
 
@@ -120,6 +121,7 @@ impl Points for Api {
         &self,
         request: Request<SearchPoints>,
     ) -> Result<Response<SearchResponse>, Status> {
+        self.check_tenancy(&request).await?;
         self.search_points(request).await
     }
 
@@ -141,6 +143,7 @@ impl Points for Api {
         &self,
         request: Request<ScrollPoints>,
     ) -> Result<Response<ScrollResponse>, Status> {
+        self.check_tenancy(&request).await?;
         self.scroll_points(request).await
     }
 
@@ -183,6 +186,7 @@ impl Points for Api {
         &self,
         request: Request<CountPoints>,
     ) -> Result<Response<CountResponse>, Status> {
+        self.check_tenancy(&request).await?;
         self.count_points(request).await
     }
 
@@ -197,6 +201,7 @@ impl Points for Api {
         &self,
         request: Request<QueryPoints>,
     ) -> Result<Response<QueryResponse>, Status> {
+        self.check_tenancy(&request).await?;
         self.query_points(request).await
     }
 

@@ -1,5 +1,8 @@
 //! `qdrant-embedded`: one embedded Qdrant (gRPC only) for many test processes or for the
-//! service's dev default. Stops on Ctrl-C or SIGTERM.
+//! service's dev default. Stops on Ctrl-C or SIGTERM. `qdrant-embedded nextest-setup` is a
+//! nextest setup script that shares one server with a whole test run ([`nextest`]).
+
+mod nextest;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +16,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// gRPC port (Qdrant's default is 6334); 0 picks a free one.
     #[arg(long, env = "QDRANT_EMBEDDED_PORT", default_value_t = 6334)]
     port: u16,
@@ -27,6 +32,23 @@ struct Args {
     /// accumulates before a checkpoint empties it, in MiB.
     #[arg(long, env = "QDRANT_EMBEDDED_WAL_CAPACITY_MB", default_value_t = qdrant_embedded::DEFAULT_WAL_CAPACITY_MB)]
     wal_capacity_mb: usize,
+    /// Strict-tenant mode: refuse reads and deletes by filter of a collection with a tenant
+    /// index unless they have a `must` match on its field (for test runs).
+    #[arg(long, env = "QDRANT_EMBEDDED_STRICT_TENANTS")]
+    strict_tenants: bool,
+    /// In strict-tenant mode, requests with this API key are not checked.
+    #[arg(
+        long,
+        env = "QDRANT_EMBEDDED_TENANT_EXEMPT_KEY",
+        hide_env_values = true
+    )]
+    tenant_exempt_key: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Give a nextest run one shared server (as a nextest setup script); see the docs.
+    NextestSetup(nextest::SetupArgs),
 }
 
 #[tokio::main]
@@ -38,10 +60,15 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     let args = Args::parse();
+    if let Some(Subcommand::NextestSetup(setup)) = &args.command {
+        return nextest::run(setup);
+    }
     let config = qdrant_embedded::Config {
         listen: SocketAddr::new(args.host, args.port),
         data_dir: args.data_dir,
         wal_capacity_mb: args.wal_capacity_mb,
+        strict_tenants: args.strict_tenants,
+        tenant_exempt_key: args.tenant_exempt_key,
     };
     let server = qdrant_embedded::start(config)
         .await
