@@ -1,6 +1,12 @@
 //! A downstream service in miniature: `POST /notes` enqueues a note, a worker "embeds" it with a
-//! toy hash embedding and stores it in Qdrant under the service's project, `GET /notes/search`
-//! finds notes of that project. It knows nothing of the harness: its tests bring that in.
+//! toy hash embedding, stores it in Qdrant under the service's project and logs it in the
+//! service's own table (`notes_log`, in the transaction that completes the job), and
+//! `GET /notes/search` finds notes of that project. It knows nothing of the harness: its tests
+//! bring that in.
+//!
+//! `GET /notes/count` carries a planted bug: it counts the collection's points without the
+//! project filter, the mistake that breaks multi-tenant production and makes tests "pass alone
+//! but fail in parallel". The tests show the harness catching it.
 
 use std::sync::Arc;
 
@@ -9,15 +15,19 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use qdrant_client::qdrant::{
-    Condition, Filter, PointStruct, QueryPointsBuilder, UpsertPointsBuilder,
+    Condition, CountPointsBuilder, Filter, PointStruct, QueryPointsBuilder, UpsertPointsBuilder,
 };
 use qdrant_client::Qdrant;
+use queue::worker::{Handler, JobReport, Ran, RecordError};
 use queue::{ClaimedJob, JobFailure, NewJob, Queue};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Dimensions of the toy embedding.
 pub const DIM: u64 = 8;
+
+/// The service's own migrations (its `notes_log` table), applied after the queue's.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// What handlers share.
 #[derive(Clone)]
@@ -37,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/notes", post(add_note))
         .route("/notes/search", get(search_notes))
+        .route("/notes/count", get(count_notes))
         .with_state(state)
 }
 
@@ -99,31 +110,97 @@ async fn search_notes(
     }
 }
 
-/// The worker's job: store the note with its embedding under its project.
-pub async fn store_note(
-    job: ClaimedJob,
-    qdrant: Arc<Qdrant>,
-    collection: String,
-) -> Result<(), JobFailure> {
-    let (Some(text), Some(project)) = (
-        job.payload["text"].as_str(),
-        job.payload["project"].as_str(),
-    ) else {
-        return Err(JobFailure::permanent("a note needs text and project"));
-    };
-    let point = PointStruct::new(
-        job.id.unsigned_abs(),
-        embed(text),
-        [
-            ("text", json!(text).into()),
-            ("project", json!(project).into()),
-        ],
-    );
-    qdrant
-        .upsert_points(UpsertPointsBuilder::new(collection, vec![point]).wait(true))
+/// The planted bug: counts every tenant's notes (no project filter).
+async fn count_notes(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state
+        .qdrant
+        .count(CountPointsBuilder::new(&state.collection).exact(true))
         .await
-        .map(|_| ())
-        .map_err(|e| JobFailure::transient(format!("qdrant: {e}")))
+    {
+        Ok(response) => (
+            StatusCode::OK,
+            Json(json!({ "count": response.result.map_or(0, |r| r.count) })),
+        ),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": error.to_string() })),
+        ),
+    }
+}
+
+/// The worker's job: store the note with its embedding under its project, and log it in
+/// `notes_log` in the transaction that completes the job.
+#[derive(Clone)]
+pub struct NoteWorker {
+    /// Where notes are stored.
+    pub qdrant: Arc<Qdrant>,
+    /// The collection.
+    pub collection: String,
+}
+
+/// What a stored note leaves to log.
+pub struct Stored {
+    project: String,
+    text: String,
+}
+
+impl Handler for NoteWorker {
+    type Output = Option<Stored>;
+    const RECORDS: bool = true;
+
+    async fn run(&self, job: ClaimedJob) -> Ran<Option<Stored>> {
+        let (Some(text), Some(project)) = (
+            job.payload["text"].as_str(),
+            job.payload["project"].as_str(),
+        ) else {
+            return Ran {
+                result: Err(JobFailure::permanent("a note needs text and project")),
+                output: None,
+            };
+        };
+        let point = PointStruct::new(
+            job.id.unsigned_abs(),
+            embed(text),
+            [
+                ("text", json!(text).into()),
+                ("project", json!(project).into()),
+            ],
+        );
+        let stored = self
+            .qdrant
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .await;
+        match stored {
+            Ok(_) => Ran {
+                result: Ok(()),
+                output: Some(Stored {
+                    project: project.to_owned(),
+                    text: text.to_owned(),
+                }),
+            },
+            Err(error) => Ran {
+                result: Err(JobFailure::transient(format!("qdrant: {error}"))),
+                output: None,
+            },
+        }
+    }
+
+    async fn record(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        report: &JobReport,
+        output: Option<&Option<Stored>>,
+    ) -> Result<(), RecordError> {
+        if let Some(Some(stored)) = output {
+            sqlx::query("INSERT INTO notes_log (project, note, job_id) VALUES ($1, $2, $3)")
+                .bind(&stored.project)
+                .bind(&stored.text)
+                .bind(report.id)
+                .execute(tx)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A deterministic toy embedding.

@@ -1,9 +1,9 @@
 //! Fifty tests that each index and search their own project at once: the load that made teams
-//! serialise their suites. Run with `cargo nextest run -p downstream --test many -j 16`.
+//! serialise their suites. Run with `cargo nextest run --test many -j 16` (in `examples/downstream`).
 
 use std::time::Duration;
 
-use downstream::{router, store_note, AppState, DIM};
+use downstream::{router, AppState, NoteWorker, DIM};
 use harness::TestEnv;
 use serde_json::{json, Value};
 
@@ -12,9 +12,11 @@ async fn index_and_find_only_my_note(n: u32) -> anyhow::Result<()> {
         .vector_size(DIM)
         .build()
         .await?;
-    let (client, collection) = (env.qdrant_client(), env.collection().to_owned());
     let worker = env
-        .spawn_worker(move |job| store_note(job, client.clone(), collection.clone()))
+        .spawn_worker(NoteWorker {
+            qdrant: env.qdrant_client(),
+            collection: env.collection().to_owned(),
+        })
         .await?;
     let app = env
         .spawn_app(router(AppState {
