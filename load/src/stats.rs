@@ -233,8 +233,10 @@ pub enum Event {
 }
 
 impl Event {
-    /// Writes the event to stdout at once: the process may be killed any moment after. Events
-    /// are written before the transaction they describe commits, so none is lost to a kill.
+    /// Writes the event to stdout at once: the process may be killed any moment after. What the
+    /// checks read (duplicates, stale completions) is written before its transaction commits,
+    /// so no kill loses it; a finished job's count may be lost to a kill right after its commit
+    /// (the checks count finished jobs in the ledger and the queue, not here).
     pub fn emit(&self) {
         if let Ok(line) = serde_json::to_string(self) {
             let mut out = std::io::stdout().lock();

@@ -237,9 +237,16 @@ async fn supervise(
         }
         summary.exited += 1;
     }
-    // Every process is gone: its events are all in the pipes; read them to the end.
-    for reader in launcher.readers.drain(..) {
-        let _ = reader.await;
+    // Every process is gone: its events are all in the pipes; read them to the end (bounded,
+    // should a process have escaped: then the check on what was left behind fails).
+    let deadline = tokio::time::Instant::now() + SESSION_GRACE;
+    for mut reader in launcher.readers.drain(..) {
+        if tokio::time::timeout_at(deadline, &mut reader)
+            .await
+            .is_err()
+        {
+            reader.abort();
+        }
     }
     summary
 }
