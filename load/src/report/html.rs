@@ -29,8 +29,8 @@ th { background: #f9fafb; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.ok { color: #15803d; font-weight: 700; } td.broken { color: #b91c1c; font-weight: 700; }
 tr.broken td { background: #fef2f2; }
-.plots { display: flex; flex-wrap: wrap; gap: 12px; }
-svg.plot { max-width: 100%; height: auto; background: #fff; border: 1px solid #e5e7eb; border-radius: 4px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 12px; }
+svg.plot { width: 100%; height: auto; background: #fff; border: 1px solid #e5e7eb; border-radius: 4px; }
 svg.plot .title { font-size: 13px; font-weight: 600; fill: #111827; }
 svg.plot .tick, svg.plot .unit { font-size: 11px; fill: #6b7280; }
 svg.plot .legend { font-size: 12px; font-weight: 600; }
@@ -84,7 +84,7 @@ pub fn render(report: &Report) -> String {
     for scenario in &report.scenarios {
         section(&mut page, scenario);
     }
-    let _ = write!(page, "<script>{SELF_CHECK}</script></body></html>\n");
+    let _ = writeln!(page, "<script>{SELF_CHECK}</script></body></html>");
     page
 }
 
@@ -169,7 +169,9 @@ fn section(page: &mut String, s: &ScenarioReport) {
     let _ = write!(
         page,
         "<section id=\"scenario-{n}\"><h2>{n}</h2><p class=\"muted\">{jobs} jobs in {secs:.2} s \
-         ({rate:.0} jobs/s); buckets of {width} s</p><div class=\"plots\">",
+         ({rate:.0} jobs/s), in buckets of {width} s: jobs finished (completed or dead) per second; \
+         the claim statements that returned in the bucket; the runs that finished in it (enqueue \
+         → all their jobs finished).</p><div class=\"plots\">",
         jobs = s.jobs,
         secs = s.elapsed_s,
         rate = s.throughput_jobs_per_s,
@@ -179,7 +181,7 @@ fn section(page: &mut String, s: &ScenarioReport) {
     let x_max = s.elapsed_s.max(timeline.bucket_s);
     let mid = |p: &Point| (p.t_s + timeline.bucket_s / 2.0).min(x_max);
     page.push_str(&plot(
-        "Throughput (jobs finished per second)",
+        "Throughput",
         "jobs/s",
         x_max,
         &[Series {
@@ -193,13 +195,13 @@ fn section(page: &mut String, s: &ScenarioReport) {
         }],
     ));
     page.push_str(&plot(
-        "Claim latency (claim statements)",
+        "Claim latency",
         "ms",
         x_max,
         &percentiles(timeline, &mid, |p| p.claim.as_ref()),
     ));
     page.push_str(&plot(
-        "End-to-end latency (enqueue → run finished)",
+        "End-to-end latency",
         "ms",
         x_max,
         &percentiles(timeline, &mid, |p| p.end_to_end.as_ref()),

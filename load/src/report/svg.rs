@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 /// Plot size in SVG units (the page scales it down on narrow screens).
-const WIDTH: f64 = 560.0;
+const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 230.0;
 /// Room for the axes' labels and the title.
 const LEFT: f64 = 58.0;
