@@ -49,6 +49,21 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
+    /// Also write the report as one self-contained HTML page (plots over time, invariants) to
+    /// this path; it opens in any browser without network access.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+
+    /// Crash scenario: run the workers in N processes of their own (this binary again), killed
+    /// with SIGKILL at random points and restarted, instead of tasks aborted in this process.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub processes: Option<u32>,
+
+    /// Internal: run as one worker process of `--processes` on this queue, reporting to the
+    /// parent on stdout, until stdin closes.
+    #[arg(long, hide = true, value_name = "QUEUE")]
+    pub worker_of: Option<String>,
+
     /// Apply the migrations when the database lacks them (otherwise refuse to run).
     #[arg(long)]
     pub migrate: bool,
@@ -86,6 +101,8 @@ pub enum Sabotage {
     ClaimWithoutLocking,
     /// Complete by id alone, without checking the lease token.
     CompleteWithoutLeaseCheck,
+    /// Give the workers a second pool as large as `--pool-size`, ignoring the budget.
+    PoolOverBudget,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -1,8 +1,8 @@
 //! One execution's setup: pools, its own namespace (reaping what killed executions left), the
-//! LISTEN connection, and a watcher of the connections the pool really opens.
+//! LISTEN connection, and a watcher of the connections the execution really holds.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +14,17 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Args, Scenario};
+use crate::cli::{Args, Sabotage, Scenario};
 
 /// Namespaces of this tool start with this; the reaper looks only at these.
 const PREFIX: &str = "load_";
+
+/// Roles (`application_name` before the `:`) of the connections outside the `--pool-size`
+/// budget: bookkeeping, not load. Every other connection of the execution counts.
+const BOOKKEEPING: [&str; 3] = ["load-admin", "load-guard", "load-listener"];
+
+/// Role of the connections of `--processes` worker processes.
+pub const WORKER_ROLE: &str = "load-worker";
 
 /// Everything a scenario needs.
 pub struct Context {
@@ -29,8 +36,8 @@ pub struct Context {
     pub admin: PgPool,
     /// Wake-ups for idle workers (its LISTEN connection is outside the budget too).
     pub waker: Arc<QueueWaker>,
-    /// The `application_name` of the pool's connections, to count them in `pg_stat_activity`.
-    pub app_name: String,
+    /// `--sabotage pool-over-budget`: the workers' second pool, outside the budget.
+    pub over_budget: Option<PgPool>,
     guard: Mutex<Option<NamespaceGuard>>,
     namespace: String,
     /// Namespaces of killed earlier executions removed at start.
@@ -87,6 +94,8 @@ impl Context {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30))
             .connect_lazy_with(options.clone().application_name(&app_name));
+        let over_budget = (args.sabotage == Sabotage::PoolOverBudget)
+            .then(|| crate::ops::over_budget_pool(&options, &namespace, args.pool_size));
         let listener_pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(
             options.application_name(&namespace::client_name("load-listener", &namespace)),
         );
@@ -97,7 +106,7 @@ impl Context {
             pool,
             admin,
             waker,
-            app_name,
+            over_budget,
             guard: Mutex::new(Some(guard)),
             namespace,
             reaped,
@@ -123,20 +132,37 @@ impl Context {
         Ok(id)
     }
 
-    /// Watches how many connections the pool holds open until the token is cancelled.
+    /// Watches how many connections of this execution are open, bookkeeping apart, until the
+    /// token is cancelled. Counted by name in `pg_stat_activity` across every pool and process
+    /// of the execution (`<role>:<namespace>`), so a pool that ignores the budget shows up.
     pub fn watch_connections(&self, stop: CancellationToken) -> ConnectionWatch {
-        let max = Arc::new(AtomicI64::new(0));
-        let (admin, app_name, seen) = (self.admin.clone(), self.app_name.clone(), max.clone());
+        let max = Arc::new(std::sync::Mutex::new(MaxConnections::default()));
+        let (admin, suffix, seen) = (
+            self.admin.clone(),
+            format!(":{}", self.namespace),
+            max.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
-                let count: Result<i64, _> = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                let by_role: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+                    "SELECT split_part(application_name, ':', 1), count(*) FROM pg_stat_activity
+                     WHERE right(application_name, length($1)) = $1
+                       AND split_part(application_name, ':', 1) <> ALL($2)
+                     GROUP BY 1",
                 )
-                .bind(&app_name)
-                .fetch_one(&admin)
+                .bind(&suffix)
+                .bind(&BOOKKEEPING[..])
+                .fetch_all(&admin)
                 .await;
-                if let Ok(count) = count {
-                    seen.fetch_max(count, Ordering::Relaxed);
+                if let Ok(by_role) = by_role {
+                    let total = by_role.iter().map(|(_, n)| n).sum();
+                    let mut max = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    if total > max.total {
+                        *max = MaxConnections {
+                            total,
+                            by_role: by_role.into_iter().collect(),
+                        };
+                    }
                 }
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -145,6 +171,14 @@ impl Context {
             }
         });
         ConnectionWatch { max, task }
+    }
+
+    /// The sessions of this execution's worker processes still open.
+    pub async fn worker_sessions(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(namespace::client_name(WORKER_ROLE, &self.namespace))
+            .fetch_one(&self.admin)
+            .await
     }
 
     /// Removes everything of this execution and closes the pools.
@@ -156,22 +190,47 @@ impl Context {
                 .context("cleaning up this execution's rows")?;
         }
         self.pool.close().await;
+        if let Some(pool) = &self.over_budget {
+            pool.close().await;
+        }
         self.admin.close().await;
         Ok(())
     }
 }
 
-/// The highest connection count seen by [`Context::watch_connections`].
+/// The most connections seen at once by [`Context::watch_connections`].
 pub struct ConnectionWatch {
-    max: Arc<AtomicI64>,
+    max: Arc<std::sync::Mutex<MaxConnections>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The most connections of the execution seen at once, and whose they were.
+#[derive(Debug, Clone, Default)]
+pub struct MaxConnections {
+    /// How many.
+    pub total: i64,
+    /// How many of each role (`load` is the budgeted pool).
+    pub by_role: BTreeMap<String, i64>,
+}
+
+impl MaxConnections {
+    /// `load 10, load-workers 4`.
+    pub fn roles(&self) -> String {
+        let roles: Vec<String> = self
+            .by_role
+            .iter()
+            .map(|(role, n)| format!("{role} {n}"))
+            .collect();
+        roles.join(", ")
+    }
 }
 
 impl ConnectionWatch {
     /// Stops watching (the token must be cancelled) and returns the maximum seen.
-    pub async fn finish(self) -> i64 {
+    pub async fn finish(self) -> MaxConnections {
         let _ = self.task.await;
-        self.max.load(Ordering::Relaxed)
+        let max = self.max.lock().unwrap_or_else(|p| p.into_inner());
+        max.clone()
     }
 }
 

@@ -28,6 +28,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(queue) = &args.worker_of {
+        return match scenarios::worker_process(&args, queue).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("load worker: {err:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(args).await {
         Ok(report) if report.passed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
@@ -39,9 +48,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<Report> {
+    let scenarios = args.scenario.expand();
+    if args.processes.is_some() && !scenarios.contains(&Scenario::Crash) {
+        anyhow::bail!("--processes applies to the crash scenario (--scenario crash or all)");
+    }
     let ctx = Context::start(&args).await?;
     let mut report = Report::new(&args, ctx.namespace(), ctx.reaped);
-    for scenario in args.scenario.expand() {
+    for scenario in scenarios {
         let result = scenarios::run(&ctx, scenario).await;
         match result {
             Ok(scenario_report) => report.scenarios.push(scenario_report),
@@ -54,6 +67,10 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     report.print();
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::html::render(&report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(report)

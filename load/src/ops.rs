@@ -1,8 +1,11 @@
 //! The queue as the load suite drives it: the real queue core, or one broken on purpose
 //! (`--sabotage`) to show that the checks catch the defect. The ledger lives here too.
 
+use std::time::Duration;
+
 use queue::{ClaimedJob, JobId, Lease, Queue};
-use sqlx::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 
 use crate::cli::Sabotage;
 
@@ -11,13 +14,31 @@ use crate::cli::Sabotage;
 pub struct Ops {
     /// The real queue.
     pub queue: Queue,
+    /// The same queue as the workers use it: on the same pool, or on `over_budget`.
+    workers: Queue,
     sabotage: Sabotage,
 }
 
 impl Ops {
-    /// Wraps `queue`, broken as `sabotage` says.
-    pub fn new(queue: Queue, sabotage: Sabotage) -> Self {
-        Self { queue, sabotage }
+    /// Wraps `queue`, broken as `sabotage` says; `over_budget` is the workers' pool of
+    /// `--sabotage pool-over-budget` ([`over_budget_pool`]).
+    pub fn new(queue: Queue, sabotage: Sabotage, over_budget: Option<&PgPool>) -> Self {
+        let workers = match over_budget {
+            Some(pool) => Queue::new(pool.clone(), queue.id().clone())
+                .with_config(queue.config().clone())
+                .with_clock(queue.clock().clone()),
+            None => queue.clone(),
+        };
+        Self {
+            queue,
+            workers,
+            sabotage,
+        }
+    }
+
+    /// The queue the workers claim, complete and heartbeat through.
+    pub fn workers_queue(&self) -> &Queue {
+        &self.workers
     }
 
     /// How it is broken.
@@ -51,7 +72,7 @@ impl Ops {
         .bind(i64::from(limit))
         .bind(self.queue.config().lease.as_secs_f64() * 1000.0)
         .bind(worker)
-        .fetch_all(self.queue.pool())
+        .fetch_all(self.workers.pool())
         .await
     }
 
@@ -82,6 +103,21 @@ impl Ops {
         .fetch_all(conn)
         .await
     }
+}
+
+/// `--sabotage pool-over-budget`: the classic bug of a component that builds a pool of its own
+/// from the same settings, so the process holds twice the connections it was given. Its
+/// connections are named `load-workers:<namespace>`, not like the budgeted pool's, so the budget
+/// check must count every pool of the execution to catch it.
+pub fn over_budget_pool(options: &PgConnectOptions, namespace: &str, budget: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(budget)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(
+            options
+                .clone()
+                .application_name(&queue::namespace::client_name("load-workers", namespace)),
+        )
 }
 
 /// A queue error as the sqlx error the engine counts by kind.

@@ -10,6 +10,7 @@ use super::engine::{Decision, Engine};
 use crate::cli::Scenario;
 use crate::context::Context;
 use crate::ops::to_sqlx;
+use crate::report::timeline::Timeline;
 use crate::report::{Invariant, ScenarioReport};
 
 pub async fn run(ctx: &Context, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
@@ -91,12 +92,20 @@ pub async fn run(ctx: &Context, scenario: Scenario) -> anyhow::Result<ScenarioRe
                 c.example("acquire_timeout"),
             ),
         ));
+        let max = &driven.max_connections;
         invariants.push(Invariant::check(
             "connections never above the pool budget",
-            driven.max_connections <= i64::from(ctx.args.pool_size),
+            max.total <= i64::from(ctx.args.pool_size),
             format!(
-                "at most {} seen in pg_stat_activity, budget {}",
-                driven.max_connections, ctx.args.pool_size
+                "at most {} of this execution's connections open at once in pg_stat_activity \
+                 ({}; bookkeeping apart), budget {}",
+                max.total,
+                if max.by_role.is_empty() {
+                    "none".to_owned()
+                } else {
+                    max.roles()
+                },
+                ctx.args.pool_size
             ),
         ));
     }
@@ -154,6 +163,13 @@ pub(super) fn report(
     invariants: Vec<Invariant>,
 ) -> ScenarioReport {
     let secs = driven.elapsed.as_secs_f64();
+    let timeline = Timeline::build(
+        driven.started,
+        driven.elapsed,
+        &engine.finished,
+        &engine.claim_latency,
+        &engine.e2e_latency,
+    );
     ScenarioReport {
         scenario,
         runs,
@@ -163,9 +179,10 @@ pub(super) fn report(
         claim_latency: engine.claim_latency.percentiles(),
         end_to_end_latency: engine.e2e_latency.percentiles(),
         acquire_wait: engine.acquire_wait.percentiles(),
-        max_connections_seen: driven.max_connections,
+        max_connections_seen: driven.max_connections.total,
         errors: engine.counters.snapshot(),
         invariants,
+        timeline,
     }
 }
 

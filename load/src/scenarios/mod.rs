@@ -11,6 +11,8 @@ use crate::cli::Scenario;
 use crate::context::Context;
 use crate::report::ScenarioReport;
 
+pub use crash::worker_process;
+
 /// Runs one scenario and reports on it.
 pub async fn run(ctx: &Context, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
     match scenario {

@@ -1,6 +1,10 @@
 //! The `load` binary end to end against the local PostgreSQL (`DATABASE_URL`): small
 //! configurations of every scenario pass, deliberate defects fail with a clear message, and it
-//! cleans up after itself and after killed executions.
+//! cleans up after itself and after killed executions. The HTML report is rendered in a headless
+//! Chromium ([`html`]); the crash scenario's worker processes are in [`processes`].
+
+mod html;
+mod processes;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -58,7 +62,12 @@ fn load(args: &[&str]) -> anyhow::Result<Output> {
 }
 
 fn small(scenario: &str) -> anyhow::Result<Output> {
-    load(&[
+    small_with(scenario, &[])
+}
+
+/// A small configuration of `scenario` with `extra` options.
+fn small_with(scenario: &str, extra: &[&str]) -> anyhow::Result<Output> {
+    let mut args = vec![
         "--scenario",
         scenario,
         "--runs",
@@ -72,7 +81,9 @@ fn small(scenario: &str) -> anyhow::Result<Output> {
         "--duration",
         "120s",
         "--migrate",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    load(&args)
 }
 
 fn stdout(output: &Output) -> String {
@@ -102,6 +113,22 @@ fn the_pool_scenario_passes_on_the_real_queue() -> TestResult {
     let output = small("pool")?;
     assert_passes(&output);
     assert!(stdout(&output).contains("✓ pool    connections never above the pool budget"));
+    Ok(())
+}
+
+#[test]
+fn a_second_pool_over_the_budget_fails_the_pool_check() -> TestResult {
+    let output = small_with("pool", &["--sabotage", "pool-over-budget"])?;
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("✗ pool    connections never above the pool budget"),
+        "{text}"
+    );
+    // Caught by counting every pool of the execution, whatever its connections are named.
+    assert!(text.contains("load-workers"), "{text}");
+    assert!(text.contains("RESULT: FAIL"), "{text}");
     Ok(())
 }
 

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use workers::Decision;
 
-use crate::context::{ConnectionWatch, Context};
+use crate::cli::Sabotage;
+use crate::context::{ConnectionWatch, Context, MaxConnections};
 use crate::ops::{ledger_insert, Ops};
-use crate::stats::{Counters, Latencies};
+use crate::stats::{Counters, Event, Latencies, Throughput};
 
 /// One scenario's moving parts.
 #[derive(Clone)]
@@ -35,6 +36,13 @@ pub struct Engine {
     pub e2e_latency: Arc<Latencies>,
     /// Pool acquire waits sampled by runs.
     pub acquire_wait: Arc<Latencies>,
+    /// Jobs finished (completed or dead) over time.
+    pub finished: Arc<Throughput>,
+    /// Workers [`Engine::drive`] starts in this process (`--workers`; none when worker
+    /// processes do the work).
+    pub in_process_workers: u32,
+    /// A stall hangs the whole process (a worker process of `--processes`), not one worker.
+    pub hang_on_stall: bool,
     /// Write an `exec` ledger entry when a job starts (only where a job must run exactly once).
     pub ledger_exec: bool,
     /// Slots of each worker (its largest claim).
@@ -44,14 +52,17 @@ pub struct Engine {
     waker: Arc<QueueWaker>,
     workers: Arc<Mutex<Vec<(String, workers::Running)>>>,
     worker_seq: Arc<AtomicU32>,
+    zombies: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// What driving the runs measured.
 pub struct Driven {
+    /// When the first run started.
+    pub started: Instant,
     /// From the first enqueue to the last run finished.
     pub elapsed: Duration,
-    /// Highest pooled connection count seen.
-    pub max_connections: i64,
+    /// Most connections of this execution seen at once, bookkeeping apart.
+    pub max_connections: MaxConnections,
     /// Stuck runs.
     pub log: Arc<RunLog>,
 }
@@ -69,22 +80,63 @@ impl Engine {
         Fut: Future<Output = Decision> + Send + 'static,
     {
         let id: QueueId = ctx.queue_id(scenario).await?;
-        let queue = Queue::new(ctx.pool.clone(), id.clone()).with_config(config);
-        Ok(Self {
-            ops: Ops::new(queue, ctx.args.sabotage),
-            ledger: id.as_str().to_owned(),
+        let queue = Queue::new(ctx.pool.clone(), id).with_config(config);
+        let ops = Ops::new(queue, ctx.args.sabotage, ctx.over_budget.as_ref());
+        Ok(Self::on(ops, ctx.waker.clone(), ctx.args.workers, handler))
+    }
+
+    /// An engine over `ops`' queue, whoever set it up (a worker process does it itself).
+    pub fn on<F, Fut>(ops: Ops, waker: Arc<QueueWaker>, workers: u32, handler: F) -> Self
+    where
+        F: Fn(ClaimedJob) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Decision> + Send + 'static,
+    {
+        Self {
+            ledger: ops.queue.id().as_str().to_owned(),
+            ops,
             counters: Arc::default(),
             claim_latency: Arc::default(),
             e2e_latency: Arc::default(),
             acquire_wait: Arc::default(),
+            finished: Arc::default(),
+            in_process_workers: workers,
+            hang_on_stall: false,
             ledger_exec: false,
             batch: 10,
             decide: Arc::new(move |job| Box::pin(handler(job))),
             stop: CancellationToken::new(),
-            waker: ctx.waker.clone(),
+            waker,
             workers: Arc::default(),
             worker_seq: Arc::default(),
-        })
+            zombies: Arc::default(),
+        }
+    }
+
+    /// The sabotage in force.
+    pub fn sabotage(&self) -> Sabotage {
+        self.ops.sabotage()
+    }
+
+    /// Counts `n` events of `kind` (with an example, from a worker process); finished jobs
+    /// also count towards the throughput over time.
+    pub fn count(&self, kind: &str, n: u64, example: Option<String>) {
+        self.counters.merge(kind, n, example);
+        if matches!(kind, "completed" | "dead") {
+            self.finished.record(n);
+        }
+    }
+
+    /// Waits for the stalled workers' late completion attempts (see [`Decision::Stall`]).
+    pub async fn wait_zombies(&self) {
+        loop {
+            let pending: Vec<_> = lock(&self.zombies).drain(..).collect();
+            if pending.is_empty() {
+                return;
+            }
+            for zombie in pending {
+                let _ = zombie.await;
+            }
+        }
     }
 
     /// The real queue.
@@ -123,6 +175,22 @@ impl Engine {
         self.crashed(victim);
     }
 
+    /// A worker `name` stalled with its job: the worker is killed and replaced, or in a worker
+    /// process the whole process hangs (every worker stops, none replaces them) and tells its
+    /// parent, which starts another process.
+    fn stall_worker(&self, name: &str, zombie: tokio::task::JoinHandle<()>) {
+        lock(&self.zombies).push(zombie);
+        if !self.hang_on_stall {
+            return self.crash_worker(name);
+        }
+        self.stop();
+        Event::Hung.emit();
+        let workers: Vec<_> = lock(&self.workers).drain(..).collect();
+        for (_, victim) in workers {
+            victim.abort();
+        }
+    }
+
     /// Kills the worker `name` (a stalled one) and starts a replacement.
     fn crash_worker(&self, name: &str) {
         let victim = {
@@ -137,10 +205,7 @@ impl Engine {
 
     /// A crash: dropped without a shutdown (its jobs and heartbeats stop where they are).
     fn crashed(&self, victim: (String, workers::Running)) {
-        match victim.1 {
-            workers::Running::Started(handle) => drop(handle),
-            workers::Running::Sabotaged(task) => task.abort(),
-        }
+        victim.1.abort();
         self.counters.add_n("workers_aborted", 1);
         if !self.stop.is_cancelled() {
             self.spawn_worker();
@@ -165,7 +230,7 @@ impl Engine {
         let watch = Watch::start(ctx);
         let started = Instant::now();
         let deadline = started + ctx.args.duration;
-        for _ in 0..ctx.args.workers {
+        for _ in 0..self.in_process_workers {
             self.spawn_worker();
         }
         let bar = progress(label, u64::from(runs));
@@ -211,6 +276,7 @@ impl Engine {
             worker.stop().await;
         }
         Driven {
+            started,
             elapsed,
             max_connections: watch.finish().await,
             log,
@@ -347,8 +413,8 @@ impl Watch {
         Self { token, watch }
     }
 
-    /// The highest count seen.
-    pub async fn finish(self) -> i64 {
+    /// The most seen at once.
+    pub async fn finish(self) -> MaxConnections {
         self.token.cancel();
         self.watch.finish().await
     }

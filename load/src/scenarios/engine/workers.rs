@@ -34,7 +34,7 @@ pub enum Decision {
         follow_up: Vec<NewJob>,
     },
     /// Hang past the lease like a stuck worker (its heartbeats stall too), then try to complete
-    /// anyway (must be refused).
+    /// anyway (must be refused). In a worker process the whole process hangs.
     Stall(Duration),
 }
 
@@ -83,13 +83,13 @@ impl Handler for LoadHandler {
             Decision::Stall(how_long) => {
                 // A worker that hangs hangs whole: it stops heartbeating too, so its lease runs
                 // out; later it wakes and tries to complete with the lease it had.
-                tokio::spawn(zombie::wake_later(
+                let zombie = tokio::spawn(zombie::wake_later(
                     engine.clone(),
                     lease,
                     how_long,
                     format!("{}-zombie", self.name),
                 ));
-                engine.crash_worker(&self.name);
+                engine.stall_worker(&self.name, zombie);
                 std::future::pending().await
             }
         }
@@ -128,7 +128,7 @@ impl Handler for LoadHandler {
             JobOutcome::Dead => "dead",
             JobOutcome::LeaseLost => "lease_lost",
         };
-        self.engine.counters.add_n(counter, 1);
+        self.engine.count(counter, 1, None);
     }
 }
 
@@ -136,7 +136,7 @@ impl LoadHandler {
     /// The `exec` ledger entry: a second one for the same job is a duplicate execution.
     async fn record_execution(&self, id: queue::JobId) -> Result<(), sqlx::Error> {
         let engine = &self.engine;
-        let mut conn = engine.queue().pool().acquire().await?;
+        let mut conn = engine.ops.workers_queue().pool().acquire().await?;
         let exec = ["exec".to_owned()];
         for id in ledger_insert(&mut conn, &engine.ledger, &[id], &exec, &self.name).await? {
             engine.counters.add("duplicate_execution", || {
@@ -157,6 +157,14 @@ pub(super) enum Running {
 }
 
 impl Running {
+    /// Kills the worker wherever it is: its jobs and heartbeats stop, its leases run out.
+    pub(super) fn abort(self) {
+        match self {
+            Running::Started(handle) => drop(handle),
+            Running::Sabotaged(task) => task.abort(),
+        }
+    }
+
     /// Stops the worker the way its kind stops: gracefully, or at once when sabotaged.
     pub(super) async fn stop(self) {
         match self {
@@ -173,7 +181,8 @@ impl Running {
 
 /// Starts one load worker named `name`.
 pub(super) fn start(engine: &Engine, name: String) -> Running {
-    let queue = engine.queue().clone();
+    // Under `--sabotage pool-over-budget` the workers' queue is on a pool of its own.
+    let queue = engine.ops.workers_queue().clone();
     let lease = queue.config().lease;
     let config = WorkerConfig {
         concurrency: engine.batch as usize,
@@ -189,7 +198,7 @@ pub(super) fn start(engine: &Engine, name: String) -> Running {
         name,
     };
     let worker = Worker::new(queue, handler, config);
-    if engine.ops.sabotage() == Sabotage::ClaimWithoutLocking {
+    if engine.sabotage() == Sabotage::ClaimWithoutLocking {
         return Running::Sabotaged(tokio::spawn(claim_without_locking(engine.clone(), worker)));
     }
     Running::Started(worker.start(engine.waker.clone()))

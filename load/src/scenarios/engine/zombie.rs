@@ -12,7 +12,7 @@ pub(super) async fn wake_later(engine: Engine, lease: Lease, how_long: Duration,
     engine.counters.add_n("stalled_workers", 1);
     tokio::time::sleep(how_long).await;
     let result: Result<(), sqlx::Error> = async {
-        let mut tx = engine.queue().pool().begin().await?;
+        let mut tx = engine.ops.workers_queue().pool().begin().await?;
         let accepted = engine.ops.complete_in(&mut tx, &[lease]).await?;
         if accepted.is_empty() {
             engine.counters.add_n("zombie_completion_rejected", 1);

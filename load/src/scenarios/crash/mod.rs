@@ -1,10 +1,17 @@
 //! crash: workers killed at random points (mid-claim, mid-job, mid-commit) and workers that
-//! stall past their lease (heartbeats too) then try to complete; short leases expire, a rescuer makes the rows
-//! claimable again, and every job still completes exactly once.
+//! stall past their lease (heartbeats too) then try to complete; short leases expire, a rescuer
+//! makes the rows claimable again, and every job still completes exactly once.
+//!
+//! Workers are tasks of this process aborted every 40 ms, or with `--processes N` real worker
+//! processes ([`processes`]) killed with SIGKILL and restarted, whose stalls hang the whole
+//! process.
+
+mod child;
+mod processes;
 
 use std::time::Duration;
 
-use queue::{JobStatus, NewJob, Queue, QueueConfig};
+use queue::{ClaimedJob, JobStatus, NewJob, Queue, QueueConfig};
 use serde_json::json;
 
 use super::claim::{completed_once, no_job_lost, report, with_example};
@@ -14,32 +21,47 @@ use crate::context::Context;
 use crate::ops::to_sqlx;
 use crate::report::{Invariant, ScenarioReport};
 
+pub use child::run as worker_process;
+
 const LEASE: Duration = Duration::from_millis(500);
 
-pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
-    let config = QueueConfig {
+/// The crash scenario's queue timing (short leases), in this process and in worker processes.
+fn config() -> QueueConfig {
+    QueueConfig {
         lease: LEASE,
         ..QueueConfig::default()
-    };
-    let engine = Engine::new(ctx, Scenario::Crash, config, |job| async move {
-        // One job in 25 hangs on its first attempt until well past its lease.
-        if job.attempts == 1 && job.payload["stall"].as_bool() == Some(true) {
-            return Decision::Stall(LEASE * 3);
-        }
-        let work = 5 + rand::random::<u64>() % 20;
-        tokio::time::sleep(Duration::from_millis(work)).await;
-        Decision::Complete {
-            entries: vec!["done".to_owned()],
-            follow_up: Vec::new(),
-        }
-    })
-    .await?;
+    }
+}
+
+/// The crash scenario's job code, in this process and in worker processes.
+async fn job(job: ClaimedJob) -> Decision {
+    // One job in 25 hangs on its first attempt until well past its lease.
+    if job.attempts == 1 && job.payload["stall"].as_bool() == Some(true) {
+        return Decision::Stall(LEASE * 3);
+    }
+    let work = 5 + rand::random::<u64>() % 20;
+    tokio::time::sleep(Duration::from_millis(work)).await;
+    Decision::Complete {
+        entries: vec!["done".to_owned()],
+        follow_up: Vec::new(),
+    }
+}
+
+pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
+    let mut engine = Engine::new(ctx, Scenario::Crash, config(), job).await?;
     let (runs, per_run) = (ctx.args.runs, ctx.args.jobs_per_run);
     let total = i64::from(runs) * i64::from(per_run);
 
-    // Chaos: crash a worker every 40 ms; rescue expired leases every 100 ms.
     let stop = engine.stop_token();
-    let chaos = {
+    // Chaos: worker processes killed and restarted, or worker tasks aborted every 40 ms.
+    let supervisor = match ctx.args.processes {
+        Some(n) => {
+            engine.in_process_workers = 0;
+            Some(processes::Supervisor::start(ctx, &engine, n)?)
+        }
+        None => None,
+    };
+    let chaos = supervisor.is_none().then(|| {
         let (engine, stop) = (engine.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.is_cancelled() {
@@ -49,7 +71,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
                 }
             }
         })
-    };
+    });
     // The queue crate's rescuer, run far more often than a service would.
     let rescuer = {
         let (engine, stop) = (engine.clone(), stop.clone());
@@ -88,10 +110,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
             },
         )
         .await;
-    let _ = chaos.await;
+    if let Some(chaos) = chaos {
+        let _ = chaos.await;
+    }
     let _ = rescuer.await;
     // Zombies may still be asleep: let them try, since their attempt is what is being checked.
-    tokio::time::sleep(LEASE * 3).await;
+    engine.wait_zombies().await;
+    let leftovers = match supervisor {
+        Some(supervisor) => Some(supervisor.finish(ctx).await),
+        None => None,
+    };
 
     let stats = Queue::new(ctx.admin.clone(), engine.queue().id().clone())
         .stats()
@@ -99,17 +127,8 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
     let ledger = engine.ledger_counts(ctx).await?;
     let stuck = driven.log.stuck_runs();
     let c = &engine.counters;
-    let invariants = vec![
-        Invariant::check(
-            "faults were injected",
-            c.get("workers_aborted") > 0 && c.get("stalled_workers") > 0,
-            format!(
-                "{} workers aborted, {} stalled past their lease, {} rows rescued",
-                c.get("workers_aborted"),
-                c.get("stalled_workers"),
-                c.get("rescued")
-            ),
-        ),
+    let mut invariants = vec![
+        faults_injected(c, ctx.args.processes),
         Invariant::check(
             "stale owners cannot complete",
             c.get("zombie_completion_accepted") == 0,
@@ -130,6 +149,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
         ),
         no_job_lost(&stats, &stuck, 0),
     ];
+    invariants.extend(leftovers);
     Ok(report(
         Scenario::Crash,
         runs,
@@ -138,4 +158,32 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
         &engine,
         invariants,
     ))
+}
+
+fn faults_injected(c: &crate::stats::Counters, processes: Option<u32>) -> Invariant {
+    match processes {
+        None => Invariant::check(
+            "faults were injected",
+            c.get("workers_aborted") > 0 && c.get("stalled_workers") > 0,
+            format!(
+                "{} workers aborted, {} stalled past their lease, {} rows rescued",
+                c.get("workers_aborted"),
+                c.get("stalled_workers"),
+                c.get("rescued")
+            ),
+        ),
+        Some(n) => Invariant::check(
+            "faults were injected",
+            c.get("processes_killed") > 0 && c.get("processes_hung") > 0,
+            format!(
+                "{} of {} worker processes started were killed with SIGKILL, {} hung past their \
+                 lease ({} jobs stalled), {} rows rescued; {n} at a time",
+                c.get("processes_killed"),
+                c.get("processes_started"),
+                c.get("processes_hung"),
+                c.get("stalled_workers"),
+                c.get("rescued")
+            ),
+        ),
+    }
 }

@@ -1,4 +1,9 @@
-//! The final report: a table for people, the same as JSON for machines.
+//! The final report: a table for people, the same as JSON for machines, and as a page with plots
+//! over time ([`html`]).
+
+pub mod html;
+mod svg;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 
@@ -6,6 +11,7 @@ use serde::Serialize;
 
 use crate::cli::{Args, Sabotage, Scenario};
 use crate::stats::Percentiles;
+use timeline::Timeline;
 
 /// Everything one execution found.
 #[derive(Debug, Serialize)]
@@ -24,6 +30,8 @@ pub struct Report {
     pub failure_rate: f64,
     /// Deliberate defect, if any.
     pub sabotage: Sabotage,
+    /// Worker processes of the crash scenario (`--processes`), if any.
+    pub processes: Option<u32>,
     /// Namespaces of killed earlier executions removed at start.
     pub reaped_namespaces: usize,
     /// One entry per scenario run.
@@ -51,12 +59,15 @@ pub struct ScenarioReport {
     pub end_to_end_latency: Percentiles,
     /// Waits for a pooled connection, sampled by the runs.
     pub acquire_wait: Percentiles,
-    /// Highest number of pooled connections seen in `pg_stat_activity`.
+    /// Most connections of the execution (bookkeeping apart) open at once in
+    /// `pg_stat_activity`.
     pub max_connections_seen: i64,
     /// Errors and events by kind.
     pub errors: BTreeMap<String, u64>,
     /// The checks.
     pub invariants: Vec<Invariant>,
+    /// Throughput and latencies over time.
+    pub timeline: Timeline,
 }
 
 /// One check.
@@ -100,6 +111,7 @@ impl ScenarioReport {
                 false,
                 format!("{err:#}"),
             )],
+            timeline: Timeline::default(),
         }
     }
 }
@@ -116,6 +128,7 @@ impl Report {
             jobs_per_run: args.jobs_per_run,
             failure_rate: args.failure_rate,
             sabotage: args.sabotage,
+            processes: args.processes,
             scenarios: Vec::new(),
             passed: false,
         }
@@ -135,12 +148,16 @@ impl Report {
         self.passed = self.passed();
         println!();
         println!(
-            "load report — runs {}, workers {}, pool {}, jobs/run {}, failure rate {}{}",
+            "load report — runs {}, workers {}, pool {}, jobs/run {}, failure rate {}{}{}",
             self.runs,
             self.workers,
             self.pool_size,
             self.jobs_per_run,
             self.failure_rate,
+            match self.processes {
+                Some(n) => format!(", {n} worker processes"),
+                None => String::new(),
+            },
             match self.sabotage {
                 Sabotage::None => String::new(),
                 other => format!(", SABOTAGE {other:?}"),
@@ -217,7 +234,8 @@ impl Report {
     }
 }
 
-fn name(s: Scenario) -> String {
+/// The scenario's name as on the command line.
+pub fn name(s: Scenario) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
