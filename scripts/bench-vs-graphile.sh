@@ -112,15 +112,18 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const best = {};
-console.log("\nmedians (jobs/s):");
+console.log("\nmedians (jobs/s, worker start -> last completion committed):");
 for (const runner of ["graphile-worker", "queue-vector"]) {
   const byConcurrency = {};
   for (const r of runs.filter((r) => r.runner === runner)) {
-    (byConcurrency[r.concurrency] ??= []).push(Number(r.jobs_per_s));
+    (byConcurrency[r.concurrency] ??= []).push(r);
   }
-  for (const [c, xs] of Object.entries(byConcurrency)) {
+  for (const [c, rs] of Object.entries(byConcurrency)) {
+    const xs = rs.map((r) => Number(r.jobs_per_s));
     const m = median(xs);
-    console.log(`  ${runner.padEnd(16)} concurrency ${c.padStart(3)}: ${m.toFixed(0).padStart(6)}  (runs: ${xs.map((x) => x.toFixed(0)).join(", ")})`);
+    const steady = median(rs.map((r) => Number(r.steady_jobs_per_s)));
+    console.log(`  ${runner.padEnd(16)} concurrency ${c.padStart(3)}: ${m.toFixed(0).padStart(6)}  ` +
+      `(runs: ${xs.map((x) => x.toFixed(0)).join(", ")}; from the first job's start: ${steady.toFixed(0)})`);
     const { workers, threads } = runs.find((r) => r.runner === runner && r.concurrency === c);
     if (!best[runner] || m > best[runner].m) best[runner] = { m, c, n: xs.length, workers, threads };
   }
