@@ -9,7 +9,8 @@
 //! job at a time; each is timed from the enqueue's return (its commit acknowledged) to its
 //! handler's start, and the next is enqueued only once this one is completed and `--gap-ms` more
 //! have passed, so every job finds the worker asleep. Prints p50, p90, p99 and max (target: p50
-//! at most 5 ms), and the same from the enqueue call for comparison; then deletes the queue's rows.
+//! at most 5 ms), the claim statement's share of it, and the same from the enqueue call for
+//! comparison; then deletes the queue's rows.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ fn parse_args() -> anyhow::Result<Args> {
 
 /// What the handler tells the bench.
 enum Event {
+    /// A claim statement that returned rows took this long.
+    Claimed(Duration),
     Started(JobId, Instant),
     Finished(JobId, JobOutcome),
 }
@@ -71,6 +74,12 @@ impl Handler for Probe {
     fn run(&self, job: ClaimedJob) -> impl Future<Output = Ran<()>> + Send {
         let _ = self.0.send(Event::Started(job.id, Instant::now()));
         std::future::ready(Ran::from(Ok(())))
+    }
+
+    fn claimed(&self, jobs: usize, took: Duration) {
+        if jobs > 0 {
+            let _ = self.0.send(Event::Claimed(took));
+        }
     }
 
     fn finished(&self, report: &JobReport) {
@@ -101,20 +110,21 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let queue = Queue::new(pool.clone(), id.clone()).with_config(config);
     let result = measure(&queue, &args).await;
     queue::namespace::delete_queues(&pool, &[id.as_str()]).await?;
-    let (from_commit, from_call) = result?;
-    print("enqueue commit -> handler start", from_commit);
-    print("enqueue call   -> handler start", from_call);
+    let latencies = result?;
+    print("enqueue commit -> handler start", &latencies.from_commit);
+    print("  of which the claim statement ", &latencies.claims);
+    print("enqueue call   -> handler start", &latencies.from_call);
     Ok(())
 }
 
-/// Latencies from the commit and from the call, sorted.
-async fn measure(queue: &Queue, args: &Args) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+async fn measure(queue: &Queue, args: &Args) -> anyhow::Result<Latencies> {
     let waker = Arc::new(QueueWaker::start(queue.pool()).await?);
     let (tx, mut events) = mpsc::unbounded_channel();
     let worker = Worker::new(queue.clone(), Probe(tx), WorkerConfig::default());
     let handle = worker.start(waker);
     let mut from_commit = Vec::with_capacity(args.jobs);
     let mut from_call = Vec::with_capacity(args.jobs);
+    let mut claims = Vec::with_capacity(args.jobs);
     let mut early = 0;
     let result = async {
         // Let the worker's first (empty) claim pass, so the first job finds it asleep.
@@ -123,6 +133,10 @@ async fn measure(queue: &Queue, args: &Args) -> anyhow::Result<(Vec<Duration>, V
             let called = Instant::now();
             let id = queue.enqueue(NewJob::new(serde_json::json!({}))).await?;
             let committed = Instant::now();
+            let claim = match next(&mut events).await? {
+                Event::Claimed(took) => took,
+                _ => bail!("job {id}: expected its claim first"),
+            };
             let started = match next(&mut events).await? {
                 Event::Started(job, at) if job == id => at,
                 _ => bail!("job {id}: expected its start first"),
@@ -136,6 +150,7 @@ async fn measure(queue: &Queue, args: &Args) -> anyhow::Result<(Vec<Duration>, V
                 early += usize::from(started < committed);
                 from_commit.push(started.saturating_duration_since(committed));
                 from_call.push(started - called);
+                claims.push(claim);
             }
             tokio::time::sleep(args.gap).await;
         }
@@ -149,7 +164,20 @@ async fn measure(queue: &Queue, args: &Args) -> anyhow::Result<(Vec<Duration>, V
     }
     from_commit.sort();
     from_call.sort();
-    Ok((from_commit, from_call))
+    claims.sort();
+    Ok(Latencies {
+        from_commit,
+        from_call,
+        claims,
+    })
+}
+
+/// Sorted latencies of the measured jobs.
+struct Latencies {
+    from_commit: Vec<Duration>,
+    from_call: Vec<Duration>,
+    /// The claim statement's own time, part of `from_commit`.
+    claims: Vec<Duration>,
 }
 
 async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> anyhow::Result<Event> {
@@ -159,7 +187,7 @@ async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> anyhow::Result<Eve
         .context("the worker is gone")
 }
 
-fn print(what: &str, sorted: Vec<Duration>) {
+fn print(what: &str, sorted: &[Duration]) {
     let at = |q: f64| {
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         sorted[rank - 1].as_secs_f64() * 1000.0
