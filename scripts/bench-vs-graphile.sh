@@ -84,6 +84,10 @@ record() {
     grep '^RESULT ' <<<"$out" >>"$results"
 }
 
+# Other work on the machine slows both sides, and ours more while it keeps one statement in
+# flight: the load is printed so a noisy run can be recognised.
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
 # Untimed warm-up of both (ours first: it creates the database when missing; then
 # graphile-worker's schema; both fill caches).
 log "warm-up"
@@ -100,6 +104,8 @@ for round in $(seq 1 "$ROUNDS"); do
         if (( i < ${#oc[@]} )); then record ours "$JOBS" "${oc[i]}"; fi
     done
 done
+
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Median per (runner, concurrency), then each runner's best median.
 node - "$results" <<'EOF'
