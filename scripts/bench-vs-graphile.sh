@@ -84,8 +84,8 @@ record() {
     grep '^RESULT ' <<<"$out" >>"$results"
 }
 
-# Other work on the machine slows both sides, and ours more while it keeps one statement in
-# flight: the load is printed so a noisy run can be recognised.
+# Other work on the machine (CPU, and disk: it slows every commit) slows both sides, not
+# equally: the load is printed so a noisy run can be recognised.
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Untimed warm-up of both (ours first: it creates the database when missing; then
