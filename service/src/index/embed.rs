@@ -202,8 +202,8 @@ struct Lane {
     name: &'static str,
     /// `None` when a fresh session could not be loaded after a panic; the next call tries.
     session: Mutex<Option<TextEmbedding>>,
-    /// Model runs finished (successfully or not).
-    runs: AtomicU64,
+    /// Texts embedded so far (successfully or not).
+    texts: AtomicU64,
 }
 
 impl Lane {
@@ -211,7 +211,7 @@ impl Lane {
         Self {
             name,
             session: Mutex::new(Some(session)),
-            runs: AtomicU64::new(0),
+            texts: AtomicU64::new(0),
         }
     }
 
@@ -239,7 +239,7 @@ impl Lane {
             }
             model.embed(texts, Some(inner.batch_size))
         }));
-        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
         match ran {
             Ok(result) => result.map_err(|error| EmbedError::Model(error.to_string())),
             Err(panic) => {
@@ -373,9 +373,9 @@ impl Embedder {
         self.inner.batch_size
     }
 
-    /// Batches of file chunks embedded so far by this process (successful or not).
-    pub fn bulk_batches(&self) -> u64 {
-        self.inner.bulk.runs.load(Ordering::Relaxed)
+    /// File chunks embedded so far by this embedder (successfully or not).
+    pub fn bulk_texts(&self) -> u64 {
+        self.inner.bulk.texts.load(Ordering::Relaxed)
     }
 
     /// For tests: the next `count` model runs (either lane) panic inside the model, as a bug in

@@ -4,6 +4,8 @@
 use queue::JobStatus;
 use serde_json::Value;
 
+use service::index::{ChunkOutcome, Chunker};
+
 use crate::support::{spawn_app, TestResult, DEADLINE};
 
 const JSON_FILE: &str = "/// Reads a JSON configuration file from disk.\npub fn load_config(path: &str) -> String {\n    std::fs::read_to_string(path).unwrap_or_default()\n}\n";
@@ -17,21 +19,30 @@ async fn search_answers_while_a_large_file_is_being_indexed() -> TestResult {
     let big: String = (0..3000)
         .map(|i| format!("def f{i}(x):\n    return x + {i}\n\n"))
         .collect();
+    let chunks = match Chunker::default().chunk("big.py", big.as_bytes())? {
+        ChunkOutcome::Chunks(chunks) => chunks.len() as u64,
+        ChunkOutcome::Skipped(reason) => anyhow::bail!("the large file is skipped: {reason:?}"),
+    };
     let embedder = app.state.indexer.embedder().clone();
-    let before = embedder.bulk_batches();
+    let before = embedder.bulk_texts();
     let big_job = app.index_files(&[("big.py", &big)]).await?;
     harness::wait_until(
         DEADLINE,
         "the large file's embedding to be under way",
-        || async { Ok(embedder.bulk_batches() > before) },
+        || async { Ok(embedder.bulk_texts() > before) },
     )
     .await?;
 
     // Act
     let results = app.search("read a json configuration file").await?;
 
-    // Assert: answered, while the large file is still being indexed.
+    // Assert: answered while the large file's chunks were still being embedded.
+    let embedded = embedder.bulk_texts() - before;
     assert_eq!(results["hits"][0]["path"], "src/config.rs", "{results}");
+    assert!(
+        embedded < chunks,
+        "search answered only after all {chunks} chunks were embedded"
+    );
     let job: Value = app.get_job(&big_job.to_string()).await?.json().await?;
     assert_eq!(job["status"], "processing", "{job}");
     Ok(())
