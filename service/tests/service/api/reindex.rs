@@ -64,11 +64,14 @@ async fn an_older_request_worked_last_does_not_bring_its_chunks_back() -> TestRe
 
 #[tokio::test]
 async fn overlapping_re_indexes_of_one_path_leave_the_newest_version_only() -> TestResult {
-    // Arrange: eight versions of one file, worked all at once.
+    // Arrange: four versions of one file of 300 functions each, worked all at once: their
+    // batches take turns in the model, so they finish embedding together and store at once.
     let app = spawn_app_with(|settings| settings.worker.concurrency = 0).await?;
-    for version in 0..8 {
-        let content =
-            format!("/// Version {version}.\npub fn version_{version}() -> u32 {{ {version} }}\n");
+    let versions = 4;
+    for version in 0..versions {
+        let content: String = (0..300)
+            .map(|i| format!("pub fn v{version}_f{i}() -> u32 {{ {i} }}\n\n"))
+            .collect();
         app.index_files(&[("src/lib.rs", content.as_str())]).await?;
     }
     let handler = IndexHandler::new(
@@ -77,7 +80,7 @@ async fn overlapping_re_indexes_of_one_path_leave_the_newest_version_only() -> T
         app.settings.worker.index_config(&app.settings.repository),
     );
     let config = WorkerConfig {
-        concurrency: 8,
+        concurrency: versions,
         maintenance: None,
         ..WorkerConfig::default()
     };
@@ -88,11 +91,12 @@ async fn overlapping_re_indexes_of_one_path_leave_the_newest_version_only() -> T
         anyhow::bail!("nothing was claimed");
     };
 
-    // Assert
-    assert_eq!(reports.len(), 8);
-    assert_eq!(app.state.indexer.store().count(&app.project).await?, 1);
-    let found = hits(&app, "version").await?;
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].1.contains("version_7"), "{found:?}");
+    // Assert: the newest version's 300 chunks, and nothing of the others.
+    assert_eq!(reports.len(), versions);
+    assert_eq!(app.state.indexer.store().count(&app.project).await?, 300);
+    let newest = format!("v{}_", versions - 1);
+    for (path, content) in hits(&app, "function").await? {
+        assert!(content.contains(&newest), "{path}: {content}");
+    }
     Ok(())
 }
