@@ -176,19 +176,32 @@ impl std::fmt::Debug for Embedder {
     }
 }
 
-/// What a session is built from, kept so a lane can load a fresh one after a panic.
+/// Where a session is built from, kept so a lane can load a fresh one after a panic. The files
+/// are read again then rather than kept in memory (the model alone is 23 MB).
 struct ModelSource {
-    onnx: Vec<u8>,
-    tokenizer: TokenizerFiles,
+    model_dir: PathBuf,
     max_length: usize,
     intra_threads: usize,
 }
 
 impl ModelSource {
     fn session(&self) -> Result<TextEmbedding, EmbedError> {
+        let paths = MODEL_FILES.map(|name| self.model_dir.join(name));
+        if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
+            return Err(EmbedError::ModelFileMissing {
+                path: missing.clone(),
+            });
+        }
+        let [onnx, tokenizer, model_config, special_tokens, tokenizer_config] = paths
+            .map(|path| std::fs::read(&path).map_err(|source| EmbedError::Read { path, source }));
+        let tokenizer = TokenizerFiles {
+            tokenizer_file: tokenizer?,
+            config_file: model_config?,
+            special_tokens_map_file: special_tokens?,
+            tokenizer_config_file: tokenizer_config?,
+        };
         // Mean pooling is required: the default for user-defined models (CLS) gives wrong vectors.
-        let model = UserDefinedEmbeddingModel::new(self.onnx.clone(), self.tokenizer.clone())
-            .with_pooling(Pooling::Mean);
+        let model = UserDefinedEmbeddingModel::new(onnx?, tokenizer).with_pooling(Pooling::Mean);
         let options = InitOptionsUserDefined::new()
             .with_max_length(self.max_length)
             .with_intra_threads(self.intra_threads.max(1));
@@ -272,23 +285,16 @@ impl Embedder {
     /// Loads the model (blocking, ~0.5 s per lane). Checks the files and the runtime first, so
     /// a missing or too-old asset is an [`EmbedError`] rather than a panic inside fastembed.
     pub fn load(config: &EmbedderConfig) -> Result<Self, EmbedError> {
-        let paths = MODEL_FILES.map(|name| config.model_dir.join(name));
-        if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
-            return Err(EmbedError::ModelFileMissing {
-                path: missing.clone(),
-            });
+        if let Some(missing) = MODEL_FILES
+            .map(|name| config.model_dir.join(name))
+            .into_iter()
+            .find(|path| !path.is_file())
+        {
+            return Err(EmbedError::ModelFileMissing { path: missing });
         }
         init_runtime(&config.ort_dylib_path)?;
-        let [onnx, tokenizer, model_config, special_tokens, tokenizer_config] = paths
-            .map(|path| std::fs::read(&path).map_err(|source| EmbedError::Read { path, source }));
         let source = ModelSource {
-            onnx: onnx?,
-            tokenizer: TokenizerFiles {
-                tokenizer_file: tokenizer?,
-                config_file: model_config?,
-                special_tokens_map_file: special_tokens?,
-                tokenizer_config_file: tokenizer_config?,
-            },
+            model_dir: config.model_dir.clone(),
             max_length: config.max_length,
             intra_threads: config.intra_threads,
         };
