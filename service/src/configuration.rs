@@ -16,7 +16,17 @@ use queue::worker::WorkerConfig;
 use queue::{QueueConfig, RetryPolicy};
 
 use crate::index::EmbedderConfig;
+use crate::worker::source::{
+    self, RepositoryPolicy, Scheme, DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES,
+    DEFAULT_GIT_TIMEOUT_SECS, DEFAULT_LOW_SPEED_BYTES_PER_SEC, DEFAULT_LOW_SPEED_SECS,
+    DEFAULT_MAX_BYTES,
+};
 use crate::worker::IndexConfig;
+
+pub use crate::redact::redact_url;
+
+/// Default of `INTAKE_MAX_BYTES`: request bodies of `POST /index*` in process at once.
+pub const DEFAULT_INTAKE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// The whole configuration of the service.
 #[derive(Clone, Debug, Default, Parser)]
@@ -44,9 +54,16 @@ pub struct Settings {
     /// The embedding model's assets.
     #[command(flatten)]
     pub embedding: EmbeddingSettings,
+    /// Which repositories `POST /index/repository` accepts, and git's limits.
+    #[command(flatten)]
+    pub repository: RepositorySettings,
     /// Bearer token of the admin API; without one, every admin request is refused (401).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
+    /// Bearer token of the data endpoints (`/index*`, `/jobs`, `/search`, `/projects`); unset,
+    /// they are open. Health, readiness, metrics and the OpenAPI document stay open either way.
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
 }
 
 /// Where and how the HTTP server listens.
@@ -61,6 +78,11 @@ pub struct ServerSettings {
     /// Largest accepted request body in bytes; larger ones get 413.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// Most bytes of `POST /index` and `POST /index/repository` bodies in process at once (a body
+    /// without Content-Length counts as BODY_LIMIT_BYTES); a request over it gets 503 with
+    /// Retry-After, before its body is read.
+    #[arg(long, env = "INTAKE_MAX_BYTES", default_value_t = DEFAULT_INTAKE_MAX_BYTES)]
+    pub intake_max_bytes: usize,
     /// Most files in one `POST /index` request.
     #[arg(long, env = "MAX_FILES_PER_REQUEST", default_value_t = 1000)]
     pub max_files_per_request: usize,
@@ -78,6 +100,7 @@ impl Default for ServerSettings {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             body_limit_bytes: 8 * 1024 * 1024,
+            intake_max_bytes: DEFAULT_INTAKE_MAX_BYTES,
             max_files_per_request: 1000,
             request_timeout_secs: 30,
             shutdown_timeout_secs: 30,
@@ -231,10 +254,95 @@ impl WorkerSettings {
     }
 
     /// What the indexing handler needs to know.
-    pub fn index_config(&self) -> IndexConfig {
+    pub fn index_config(&self, repository: &RepositorySettings) -> IndexConfig {
         IndexConfig {
             scratch_dir: self.scratch_dir.clone(),
             max_file_bytes: self.max_file_bytes,
+            repository: repository.policy(),
+        }
+    }
+}
+
+/// Where repositories may come from (`POST /index/repository`) and how long and large a
+/// checkout may be. Local sources and private networks are off by default.
+#[derive(Clone, Debug, Args)]
+pub struct RepositorySettings {
+    /// Accept absolute local paths and file:// URLs (any repository readable by the service).
+    #[arg(long = "repository-allow-local", env = "REPOSITORY_ALLOW_LOCAL")]
+    pub allow_local: bool,
+    /// Network schemes accepted: comma-separated from https, http, ssh.
+    #[arg(
+        long = "repository-allowed-schemes",
+        env = "REPOSITORY_ALLOWED_SCHEMES",
+        value_delimiter = ',',
+        default_value = DEFAULT_ALLOWED_SCHEMES
+    )]
+    pub allowed_schemes: Vec<Scheme>,
+    /// Hosts accepted, comma-separated: `example.com`, `*.example.com` (and its subdomains), an
+    /// IP address, or `*` for any host.
+    #[arg(
+        long = "repository-allowed-hosts",
+        env = "REPOSITORY_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = DEFAULT_ALLOWED_HOSTS
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Accept hosts that are, or resolve to, loopback, private, link-local or other non-public
+    /// addresses.
+    #[arg(
+        long = "repository-allow-private-networks",
+        env = "REPOSITORY_ALLOW_PRIVATE_NETWORKS"
+    )]
+    pub allow_private_networks: bool,
+    /// Wall-clock limit of one checkout, in seconds; git (and its children) are killed at it.
+    #[arg(long = "repository-git-timeout-secs", env = "REPOSITORY_GIT_TIMEOUT_SECS", default_value_t = DEFAULT_GIT_TIMEOUT_SECS)]
+    pub git_timeout_secs: u64,
+    /// An http(s) transfer under this many bytes per second for REPOSITORY_LOW_SPEED_SECS is aborted.
+    #[arg(long = "repository-low-speed-bytes-per-sec", env = "REPOSITORY_LOW_SPEED_BYTES_PER_SEC", default_value_t = DEFAULT_LOW_SPEED_BYTES_PER_SEC)]
+    pub low_speed_bytes_per_sec: u32,
+    /// See REPOSITORY_LOW_SPEED_BYTES_PER_SEC (ssh: how long an unanswered server is kept).
+    #[arg(long = "repository-low-speed-secs", env = "REPOSITORY_LOW_SPEED_SECS", default_value_t = DEFAULT_LOW_SPEED_SECS)]
+    pub low_speed_secs: u64,
+    /// Most bytes fetched, and most bytes of files checked out, per repository.
+    #[arg(long = "repository-max-bytes", env = "REPOSITORY_MAX_BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        let policy = RepositoryPolicy::default();
+        Self {
+            allow_local: policy.allow_local,
+            allowed_schemes: policy.schemes,
+            allowed_hosts: source::parse_list(DEFAULT_ALLOWED_HOSTS)
+                .map(str::to_owned)
+                .collect(),
+            allow_private_networks: policy.allow_private_networks,
+            git_timeout_secs: DEFAULT_GIT_TIMEOUT_SECS,
+            low_speed_bytes_per_sec: DEFAULT_LOW_SPEED_BYTES_PER_SEC,
+            low_speed_secs: DEFAULT_LOW_SPEED_SECS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl RepositorySettings {
+    /// The policy the API and the workers apply.
+    pub fn policy(&self) -> RepositoryPolicy {
+        RepositoryPolicy {
+            allow_local: self.allow_local,
+            schemes: self.allowed_schemes.clone(),
+            hosts: self
+                .allowed_hosts
+                .iter()
+                .map(|host| host.trim().to_owned())
+                .filter(|host| !host.is_empty())
+                .collect(),
+            allow_private_networks: self.allow_private_networks,
+            git_timeout: Duration::from_secs(self.git_timeout_secs.max(1)),
+            low_speed_bytes_per_sec: self.low_speed_bytes_per_sec,
+            low_speed_time: Duration::from_secs(self.low_speed_secs.max(1)),
+            max_bytes: self.max_bytes,
         }
     }
 }
@@ -337,40 +445,9 @@ impl fmt::Display for SecretString {
     }
 }
 
-/// A database URL with its password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(
-            redact_url("postgres://app:hunter2@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
-        assert_eq!(
-            redact_url("postgres://postgres@127.0.0.1/x"),
-            "postgres://postgres@127.0.0.1/x"
-        );
-    }
 
     #[test]
     fn secrets_do_not_show_in_debug_output() {
@@ -384,5 +461,40 @@ mod tests {
             .expect("flags parse");
         assert_eq!(settings.server.port, 0);
         assert_eq!(settings.worker.concurrency, 2);
+        // The flags' defaults are the code's defaults.
+        assert_eq!(
+            settings.repository.policy(),
+            RepositorySettings::default().policy()
+        );
+        assert_eq!(
+            settings.repository.policy(),
+            crate::worker::RepositoryPolicy::default()
+        );
+        assert_eq!(
+            settings.server.intake_max_bytes,
+            ServerSettings::default().intake_max_bytes
+        );
+        assert!(settings.api_token.is_none());
+    }
+
+    #[test]
+    fn repository_policy_flags_parse() {
+        let settings = Settings::try_parse_from([
+            "service",
+            "--repository-allow-local",
+            "--repository-allowed-schemes",
+            "https,ssh",
+            "--repository-allowed-hosts",
+            "git.example.com, *.corp.example",
+        ])
+        .expect("flags parse");
+        let policy = settings.repository.policy();
+        assert!(policy.allow_local);
+        assert!(!policy.allow_private_networks);
+        assert_eq!(policy.schemes, vec![Scheme::Https, Scheme::Ssh]);
+        assert_eq!(policy.hosts, vec!["git.example.com", "*.corp.example"]);
+        assert!(
+            Settings::try_parse_from(["service", "--repository-allowed-schemes", "ftp"]).is_err()
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! - [`worker`]: the [`worker::IndexHandler`] that indexes queued files and repositories.
 //! - [`jobs`]: the API's job tables (`index_jobs`, `index_job_files`) and job progress.
 //! - [`metrics`]: Prometheus counters and histograms; [`telemetry`]: tracing setup.
+//! - [`redact`]: secrets out of URLs, for everything logged, stored or answered.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod db;
 pub mod index;
 pub mod jobs;
 pub mod metrics;
+pub mod redact;
 pub mod startup;
 pub mod telemetry;
 pub mod worker;

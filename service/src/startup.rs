@@ -143,13 +143,18 @@ impl Application {
             let config = settings
                 .worker
                 .worker_config(&settings.queue, shutdown_timeout);
-            let handler = IndexHandler::new(indexer.clone(), settings.worker.index_config())
-                .with_metrics(metrics.clone());
+            let handler = IndexHandler::new(
+                indexer.clone(),
+                &queue,
+                settings.worker.index_config(&settings.repository),
+            )
+            .with_metrics(metrics.clone());
             Worker::new(queue.clone(), handler, config)
         });
         let limits = Limits {
             max_files_per_request: settings.server.max_files_per_request,
             body_limit_bytes: settings.server.body_limit_bytes,
+            intake_max_bytes: settings.server.intake_max_bytes,
             request_timeout: settings.server.request_timeout(),
             max_attempts: settings.queue.max_attempts.max(1),
         };
@@ -157,7 +162,13 @@ impl Application {
             .admin_token
             .as_ref()
             .map(|token| token.expose_secret().to_owned());
+        let api_token = settings
+            .api_token
+            .as_ref()
+            .map(|token| token.expose_secret().to_owned());
         let state = AppState::new(pool, queue, indexer, admin_token)
+            .with_api_token(api_token)
+            .with_repository_policy(settings.repository.policy())
             .with_metrics(metrics)
             .with_limits(limits);
 

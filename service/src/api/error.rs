@@ -13,6 +13,9 @@ use serde_json::json;
 use crate::index::{IndexError, StoreError};
 use crate::jobs::{IntakeError, JobStoreError};
 
+/// Seconds a client is told to wait when the database is unavailable.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,6 +36,18 @@ pub enum ApiError {
     /// Missing or wrong bearer token (401).
     #[error("a valid admin bearer token is required")]
     Unauthorized,
+    /// Missing or wrong bearer token on a data endpoint when `API_TOKEN` is set (401).
+    #[error("a valid bearer token is required")]
+    ApiTokenRequired,
+    /// Too many request bytes in process (503 with `Retry-After`); nothing was read or written.
+    #[error("the service is busy with other requests' bodies; retry after {retry_after_secs} s")]
+    Overloaded {
+        /// What `Retry-After` says.
+        retry_after_secs: u64,
+    },
+    /// PostgreSQL is restarting or unreachable (503 with `Retry-After`); the detail is logged.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
     /// A dependency is down (503); the detail is logged.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -48,8 +63,10 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Rejected { status, .. } => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized | ApiError::ApiTokenRequired => StatusCode::UNAUTHORIZED,
+            ApiError::Overloaded { .. }
+            | ApiError::DatabaseUnavailable(_)
+            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,6 +76,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
+            ApiError::DatabaseUnavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                "the database is unavailable (restarting or unreachable); try again in a few seconds"
+                    .to_owned()
+            }
             ApiError::Unavailable(detail) => {
                 tracing::error!(%detail, "dependency unavailable");
                 "a dependency of the service is unavailable; try again later".to_owned()
@@ -70,10 +92,21 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized | ApiError::ApiTokenRequired => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Overloaded { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::DatabaseUnavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -123,12 +156,29 @@ impl From<PathRejection> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(format!("database: {error}"))
-            }
-            other => ApiError::Internal(format!("database: {other}")),
+        if is_database_unavailable(&error) {
+            ApiError::DatabaseUnavailable(error.to_string())
+        } else {
+            ApiError::Internal(format!("database: {error}"))
         }
+    }
+}
+
+/// Whether a database error means PostgreSQL is restarting or out of reach (worth a retry by
+/// the client) rather than a bug: no connection could be had or it broke, or the server said
+/// so (SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
+/// too_many_connections, class 08 connection exceptions).
+pub fn is_database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
+        }),
+        _ => false,
     }
 }
 

@@ -17,8 +17,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when PostgreSQL and Qdrant answer and the model is loaded, else 503 with
-/// the failing checks named.
+/// `GET /readyz`: 200 when PostgreSQL and Qdrant answer and the model embeds a text (in the
+/// query lane, which indexing never holds), else 503 with the failing checks named.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(
         CHECK_TIMEOUT,
@@ -29,13 +29,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let qdrant =
         tokio::time::timeout(CHECK_TIMEOUT, state.indexer.store().count("readyz-probe")).await;
     let qdrant_ok = matches!(qdrant, Ok(Ok(_)));
-    // The indexer holds a loaded model: it cannot be built without one.
-    let model_ok = true;
+    let model = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        state.indexer.embedder().embed_query("readiness probe"),
+    )
+    .await;
+    let model_ok = matches!(model, Ok(Ok(_)));
     let ready = database_ok && qdrant_ok && model_ok;
     let status = if ready {
         StatusCode::OK
     } else {
-        tracing::warn!(database_ok, qdrant_ok, "not ready");
+        tracing::warn!(database_ok, qdrant_ok, model_ok, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };

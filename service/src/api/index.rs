@@ -1,9 +1,14 @@
 //! `POST /index` and `POST /index/repository`: validate, then write the job and its queue rows in
-//! one transaction (through [`crate::jobs::Intake`], which commits concurrent requests together) and answer `202 Accepted` with the job id and a `Location`. Nothing is parsed
-//! or embedded here; workers do that.
+//! one transaction (through [`crate::jobs::Intake`], which commits concurrent requests together)
+//! and answer `202 Accepted` with the job id and a `Location`. Nothing is parsed or embedded
+//! here; workers do that.
+//!
+//! A repository must be allowed by the [`crate::worker::RepositoryPolicy`]; its host is resolved
+//! here too, so one that resolves to a private address is refused at once (the worker checks it
+//! again before git runs). Its location is stored and shown with credentials redacted, and
+//! credentials are never used.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -18,7 +23,9 @@ use uuid::Uuid;
 use super::{ApiError, AppState};
 use crate::index::{validate_project, MAX_PATH_LEN};
 use crate::jobs::{FileResult, JobKind, NewIndexJob};
-use crate::worker::repository::validate_request;
+use crate::redact::redact_url;
+use crate::worker::repository::{validate_request, CheckoutError};
+use crate::worker::source::Source;
 
 /// Skip reason of a file whose content has a NUL byte.
 pub const BINARY_SKIP_REASON: &str = "binary: file looks binary (contains a NUL byte)";
@@ -46,7 +53,8 @@ pub struct FileInput {
 pub struct RepositoryRequest {
     /// The project to index into.
     pub project: String,
-    /// An absolute local path or a git URL.
+    /// A git URL (https by default; see the repository settings), or an absolute local path
+    /// when local sources are allowed.
     pub repository: String,
     /// Branch, tag or commit.
     #[serde(rename = "ref")]
@@ -122,22 +130,30 @@ pub async fn index_repository(
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
     validate_project(&request.project)?;
-    validate_request(&request.repository, &request.git_ref)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    if is_local(&request.repository) {
-        let path = Path::new(&request.repository);
-        if !path.is_absolute() || !path.is_dir() {
-            return Err(ApiError::BadRequest(format!(
-                "repository {:?} is neither a git URL nor an existing absolute directory",
-                request.repository
-            )));
+    let refused = |error: CheckoutError| ApiError::BadRequest(error.to_string());
+    let source = validate_request(&request.repository, &request.git_ref).map_err(refused)?;
+    state.repository.check(&source).map_err(refused)?;
+    match &source {
+        Source::Local(path) if !path.is_dir() => {
+            return Err(ApiError::BadRequest(
+                "invalid_request: the local repository is not an existing directory".into(),
+            ));
         }
+        Source::Local(_) => {}
+        Source::Remote(remote) => match state.repository.resolve(remote).await {
+            Ok(_) => {}
+            Err(error @ CheckoutError::BlockedAddress { .. }) => return Err(refused(error)),
+            // DNS trouble may pass: the worker resolves again (and retries).
+            Err(error) => tracing::info!(%error, "repository host not checked at intake"),
+        },
     }
+    // Stored, queued and shown redacted; credentials are never used for fetching anyway.
+    let repository = redact_url(&request.repository);
     let job_id = Uuid::new_v4();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
     let row = NewJob::new(json!({
         "project": request.project,
-        "repository": request.repository,
+        "repository": repository,
         "ref": request.git_ref,
     }))
     .job_ref(job_id)
@@ -147,7 +163,7 @@ pub async fn index_repository(
         project: request.project,
         kind: JobKind::Repository,
         files_total: 0,
-        repository: Some(request.repository),
+        repository: Some(repository),
         git_ref: Some(request.git_ref),
         rows: vec![row],
         skipped: Vec::new(),
@@ -168,14 +184,6 @@ fn accepted(job_id: Uuid, files: usize) -> Response {
         }),
     )
         .into_response()
-}
-
-/// A repository given as a path rather than a URL (`scheme://` or scp-like `user@host:path`).
-fn is_local(repository: &str) -> bool {
-    !(repository.contains("://")
-        || repository
-            .split_once(':')
-            .is_some_and(|(host, _)| host.contains('@')))
 }
 
 /// Checks the file list: not empty, not over the limit, relative paths without `..`, no
@@ -248,12 +256,5 @@ mod tests {
         ] {
             assert!(validate_path(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn urls_and_scp_like_locations_are_not_local() {
-        assert!(!is_local("https://github.com/a/b.git"));
-        assert!(!is_local("git@github.com:a/b.git"));
-        assert!(is_local("/srv/repos/b"));
     }
 }

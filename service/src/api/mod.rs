@@ -3,10 +3,12 @@
 //! One file per resource: [`index`] (`POST /index`, `POST /index/repository`), [`jobs`]
 //! (`GET /jobs/{id}`), [`search`], [`projects`], [`health`] (`/healthz`, `/readyz`), [`admin`]
 //! (`/admin/queue/...`, bearer token), [`metrics`] (`/metrics`), [`openapi`] (`/openapi.json`);
-//! [`error`] holds the one error type every handler returns.
+//! [`error`] holds the one error type every handler returns. [`guard`] holds what the data
+//! routes pass first: the optional API token, then (for intake) the in-process byte budget.
 
 pub mod admin;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod index;
 pub mod jobs;
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use queue::Queue;
@@ -30,9 +33,11 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::configuration::DEFAULT_INTAKE_MAX_BYTES;
 use crate::index::Indexer;
 use crate::jobs::Intake;
 use crate::metrics::Metrics;
+use crate::worker::RepositoryPolicy;
 
 /// Request limits and per-row settings the handlers apply.
 #[derive(Clone, Debug)]
@@ -41,6 +46,8 @@ pub struct Limits {
     pub max_files_per_request: usize,
     /// Largest request body in bytes (413 above).
     pub body_limit_bytes: usize,
+    /// Most bytes of intake bodies in process at once (503 with Retry-After above).
+    pub intake_max_bytes: usize,
     /// Time limit of a request (admin routes excepted).
     pub request_timeout: Duration,
     /// Attempts per queue row before it goes dead.
@@ -52,6 +59,7 @@ impl Default for Limits {
         Self {
             max_files_per_request: 1000,
             body_limit_bytes: 8 * 1024 * 1024,
+            intake_max_bytes: DEFAULT_INTAKE_MAX_BYTES,
             request_timeout: Duration::from_secs(30),
             max_attempts: 5,
         }
@@ -73,8 +81,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// Which repositories `POST /index/repository` accepts.
+    pub repository: Arc<RepositoryPolicy>,
     /// SHA-256 of the admin token; `None` refuses every admin request.
     admin_token_hash: Option<[u8; 32]>,
+    /// SHA-256 of the data endpoints' token; `None` leaves them open.
+    api_token_hash: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +95,7 @@ impl std::fmt::Debug for AppState {
             .field("queue_id", self.queue.id())
             .field("limits", &self.limits)
             .field("admin_token", &self.admin_token_hash.map(|_| "[redacted]"))
+            .field("api_token", &self.api_token_hash.map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -102,10 +115,22 @@ impl AppState {
             indexer,
             metrics: Arc::default(),
             limits: Limits::default(),
-            admin_token_hash: admin_token
-                .filter(|token| !token.is_empty())
-                .map(|token| Sha256::digest(token.as_bytes()).into()),
+            repository: Arc::default(),
+            admin_token_hash: token_hash(admin_token),
+            api_token_hash: None,
         }
+    }
+
+    /// The same state with the data endpoints behind `token` (`None`: open).
+    pub fn with_api_token(mut self, token: Option<String>) -> Self {
+        self.api_token_hash = token_hash(token);
+        self
+    }
+
+    /// The same state accepting the repositories `policy` allows.
+    pub fn with_repository_policy(mut self, policy: RepositoryPolicy) -> Self {
+        self.repository = Arc::new(policy);
+        self
     }
 
     /// The same state counting into `metrics` (share it with the worker pool).
@@ -123,14 +148,34 @@ impl AppState {
     /// Whether `token` is the admin token, compared in constant time (over SHA-256 digests, so
     /// the length of the configured token does not leak either).
     pub fn is_admin_token(&self, token: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        match &self.admin_token_hash {
-            Some(expected) => {
-                let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-                bool::from(given.ct_eq(expected))
-            }
-            None => false,
+        token_matches(self.admin_token_hash.as_ref(), token)
+    }
+
+    /// Whether the data endpoints need a token.
+    pub fn requires_api_token(&self) -> bool {
+        self.api_token_hash.is_some()
+    }
+
+    /// Whether `token` is the data endpoints' token (constant time, as for the admin token).
+    pub fn is_api_token(&self, token: &str) -> bool {
+        token_matches(self.api_token_hash.as_ref(), token)
+    }
+}
+
+fn token_hash(token: Option<String>) -> Option<[u8; 32]> {
+    token
+        .filter(|token| !token.is_empty())
+        .map(|token| Sha256::digest(token.as_bytes()).into())
+}
+
+fn token_matches(expected: Option<&[u8; 32]>, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    match expected {
+        Some(expected) => {
+            let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            bool::from(given.ct_eq(expected))
         }
+        None => false,
     }
 }
 
@@ -138,12 +183,21 @@ impl AppState {
 /// (added last) is outermost and error logs land inside the request's span.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
-    let public = Router::new()
+    let budget = guard::IntakeBudget::new(limits.intake_max_bytes, limits.body_limit_bytes);
+    let intake = Router::new()
         .route("/index", post(index::index_files))
         .route("/index/repository", post(index::index_repository))
+        .route_layer(middleware::from_fn_with_state(budget, guard::limit_intake));
+    // Route layers wrap what is there: the token is checked before any intake budget is taken.
+    let data = intake
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/search", get(search::search))
         .route("/projects/{project}", delete(projects::delete_project))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_api_token,
+        ));
+    let public = data
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -1,11 +1,19 @@
 //! Embedder: all-MiniLM-L6-v2 (int8) through fastembed and a dynamically loaded ONNX Runtime,
 //! set up as `shared/recipes/embeddings.md` describes (mean pooling, max length 256).
 //!
-//! Loading takes about half a second and ~185 MB, so a process loads the model once
-//! ([`Embedder::shared`]) and clones the handle; inference runs on the blocking thread pool.
+//! Loading takes about half a second, so a process loads the model once ([`Embedder::shared`])
+//! and clones the handle; inference runs on the blocking thread pool.
+//!
+//! The model runs in two lanes, each a session of its own: one for search queries, one for
+//! file chunks. A file is embedded one batch at a time, each batch taking the bulk lane alone,
+//! so files of several workers take turns, and a query never waits behind a file (a large file
+//! holds the bulk lane for minutes). A panic inside the model fails that call only: the lane
+//! drops its session and loads a fresh one on its next use.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
@@ -74,9 +82,9 @@ pub enum EmbedError {
         /// Dimensions of the first vector.
         dim: usize,
     },
-    /// A previous panic inside the model left its lock poisoned.
-    #[error("embedding model is unusable after an earlier panic")]
-    Poisoned,
+    /// The model panicked on this call (the next call runs on a freshly loaded session).
+    #[error("embedding model panicked: {0}")]
+    Panicked(String),
     /// The blocking task running the model was cancelled or panicked.
     #[error("embedding task failed: {0}")]
     Task(String),
@@ -146,52 +154,161 @@ fn absolute(path: PathBuf) -> PathBuf {
 /// A loaded embedding model; clones share it.
 #[derive(Clone)]
 pub struct Embedder {
-    model: Arc<Mutex<TextEmbedding>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: ModelSource,
+    /// Search queries: one short text at a time, never behind a file.
+    query: Lane,
+    /// File chunks, one batch per turn.
+    bulk: Lane,
     batch_size: usize,
+    /// Model runs still to fail with a panic (a test hook; see [`Embedder::inject_panics`]).
+    injected_panics: AtomicUsize,
 }
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedder")
-            .field("batch_size", &self.batch_size)
+            .field("batch_size", &self.inner.batch_size)
             .finish_non_exhaustive()
     }
 }
 
-/// The process-wide embedder behind [`Embedder::shared`].
-static SHARED: OnceLock<Embedder> = OnceLock::new();
+/// Where a session is built from, kept so a lane can load a fresh one after a panic. The files
+/// are read again then rather than kept in memory (the model alone is 23 MB).
+struct ModelSource {
+    model_dir: PathBuf,
+    max_length: usize,
+    intra_threads: usize,
+}
 
-impl Embedder {
-    /// Loads the model (blocking, ~0.5 s). Checks the files and the runtime first, so a missing
-    /// or too-old asset is an [`EmbedError`] rather than a panic inside fastembed.
-    pub fn load(config: &EmbedderConfig) -> Result<Self, EmbedError> {
-        let paths = MODEL_FILES.map(|name| config.model_dir.join(name));
+impl ModelSource {
+    fn session(&self) -> Result<TextEmbedding, EmbedError> {
+        let paths = MODEL_FILES.map(|name| self.model_dir.join(name));
         if let Some(missing) = paths.iter().find(|path| !path.is_file()) {
             return Err(EmbedError::ModelFileMissing {
                 path: missing.clone(),
             });
         }
-        init_runtime(&config.ort_dylib_path)?;
         let [onnx, tokenizer, model_config, special_tokens, tokenizer_config] = paths
             .map(|path| std::fs::read(&path).map_err(|source| EmbedError::Read { path, source }));
-        let tokenizer_files = TokenizerFiles {
+        let tokenizer = TokenizerFiles {
             tokenizer_file: tokenizer?,
             config_file: model_config?,
             special_tokens_map_file: special_tokens?,
             tokenizer_config_file: tokenizer_config?,
         };
         // Mean pooling is required: the default for user-defined models (CLS) gives wrong vectors.
-        let model =
-            UserDefinedEmbeddingModel::new(onnx?, tokenizer_files).with_pooling(Pooling::Mean);
+        let model = UserDefinedEmbeddingModel::new(onnx?, tokenizer).with_pooling(Pooling::Mean);
         let options = InitOptionsUserDefined::new()
-            .with_max_length(config.max_length)
-            .with_intra_threads(config.intra_threads.max(1));
-        let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|error| EmbedError::Model(error.to_string()))?;
+            .with_max_length(self.max_length)
+            .with_intra_threads(self.intra_threads.max(1));
+        TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|error| EmbedError::Model(error.to_string()))
+    }
+}
+
+/// One session of the model and the lock that gives it to one caller at a time.
+struct Lane {
+    name: &'static str,
+    /// `None` when a fresh session could not be loaded after a panic; the next call tries.
+    session: Mutex<Option<TextEmbedding>>,
+    /// Texts embedded so far (successfully or not).
+    texts: AtomicU64,
+}
+
+impl Lane {
+    fn new(name: &'static str, session: TextEmbedding) -> Self {
+        Self {
+            name,
+            session: Mutex::new(Some(session)),
+            texts: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs the model on `texts` (blocking). A panic inside fails this call only.
+    fn run(&self, inner: &Inner, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // A panic is caught below while the lock is held, so the lock is never poisoned by
+        // one; recovering from poison anyway keeps the lane usable whatever happens.
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        if session.is_none() {
+            tracing::warn!(lane = self.name, "loading a fresh embedding session");
+            let fresh = std::panic::catch_unwind(AssertUnwindSafe(|| inner.source.session()))
+                .map_err(|panic| EmbedError::Panicked(panic_message(&*panic)))??;
+            *session = Some(fresh);
+        }
+        let Some(model) = session.as_mut() else {
+            return Err(EmbedError::Model("no embedding session".into()));
+        };
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let injected = inner
+                .injected_panics
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if injected {
+                panic!("injected panic inside the embedding model");
+            }
+            model.embed(texts, Some(inner.batch_size))
+        }));
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        match ran {
+            Ok(result) => result.map_err(|error| EmbedError::Model(error.to_string())),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                tracing::error!(lane = self.name, %message, "embedding model panicked; loading a fresh session");
+                // Whatever state the session was left in, it is not used again. A fresh one is
+                // loaded now, on this blocking thread, so the next caller does not wait for it;
+                // if that fails too, the next call tries again.
+                *session = std::panic::catch_unwind(AssertUnwindSafe(|| inner.source.session()))
+                    .ok()
+                    .and_then(Result::ok);
+                Err(EmbedError::Panicked(message))
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic payload".to_owned())
+}
+
+/// The process-wide embedder behind [`Embedder::shared`].
+static SHARED: OnceLock<Embedder> = OnceLock::new();
+
+impl Embedder {
+    /// Loads the model (blocking, ~0.5 s per lane). Checks the files and the runtime first, so
+    /// a missing or too-old asset is an [`EmbedError`] rather than a panic inside fastembed.
+    pub fn load(config: &EmbedderConfig) -> Result<Self, EmbedError> {
+        if let Some(missing) = MODEL_FILES
+            .map(|name| config.model_dir.join(name))
+            .into_iter()
+            .find(|path| !path.is_file())
+        {
+            return Err(EmbedError::ModelFileMissing { path: missing });
+        }
+        init_runtime(&config.ort_dylib_path)?;
+        let source = ModelSource {
+            model_dir: config.model_dir.clone(),
+            max_length: config.max_length,
+            intra_threads: config.intra_threads,
+        };
+        let query = Lane::new("query", source.session()?);
+        let bulk = Lane::new("bulk", source.session()?);
         tracing::info!(model_dir = %config.model_dir.display(), "embedding model loaded");
         Ok(Self {
-            model: Arc::new(Mutex::new(model)),
-            batch_size: config.batch_size.clamp(1, 256),
+            inner: Arc::new(Inner {
+                source,
+                query,
+                bulk,
+                batch_size: config.batch_size.clamp(1, 256),
+                injected_panics: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -206,53 +323,116 @@ impl Embedder {
         Ok(SHARED.get_or_init(|| embedder).clone())
     }
 
-    /// Embeds texts on the blocking thread pool; one L2-normalised vector per text, in order.
+    /// Embeds file chunks on the blocking thread pool, one batch per turn of the bulk lane;
+    /// one L2-normalised vector per text, in order. Dropping the future stops after the batch
+    /// in progress.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let embedder = self.clone();
-        tokio::task::spawn_blocking(move || embedder.embed_blocking(&texts))
+        let texts = Arc::new(texts);
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for batch in batches_by_length(&texts, self.inner.batch_size) {
+            let (inner, texts, indices) = (self.inner.clone(), texts.clone(), batch.clone());
+            let embedded = tokio::task::spawn_blocking(move || {
+                let batch: Vec<&str> = indices.iter().map(|&i| texts[i].as_str()).collect();
+                inner.bulk.run(&inner, &batch)
+            })
             .await
-            .map_err(|error| EmbedError::Task(error.to_string()))?
+            .map_err(|error| EmbedError::Task(error.to_string()))??;
+            place(&mut vectors, &batch, embedded)?;
+        }
+        check_output(&vectors, texts.len())?;
+        Ok(vectors)
     }
 
-    /// Embeds texts on the calling thread (for benchmarks and synchronous callers).
+    /// Embeds one search query in the query lane, which file embedding never holds.
+    pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EmbedError> {
+        let inner = self.inner.clone();
+        let query = query.to_owned();
+        let mut vectors = tokio::task::spawn_blocking(move || inner.query.run(&inner, &[&query]))
+            .await
+            .map_err(|error| EmbedError::Task(error.to_string()))??;
+        check_output(&vectors, 1)?;
+        vectors.pop().ok_or(EmbedError::BadOutput {
+            expected: 1,
+            got: 0,
+            dim: 0,
+        })
+    }
+
+    /// Embeds texts on the calling thread in the bulk lane (for benchmarks and synchronous
+    /// callers), batch by batch as [`Embedder::embed`] does.
     pub fn embed_blocking<S: AsRef<str> + Send + Sync>(
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for batch in batches_by_length(texts, self.inner.batch_size) {
+            let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_ref()).collect();
+            let embedded = self.inner.bulk.run(&self.inner, &refs)?;
+            place(&mut vectors, &batch, embedded)?;
         }
-        // A batch is padded to its longest text: batching texts of similar length wastes less
-        // compute on padding (masked out, so the vectors do not change).
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].as_ref().len());
-        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_ref()).collect();
-        let mut model = self.model.lock().map_err(|_| EmbedError::Poisoned)?;
-        let embedded = model
-            .embed(&sorted, Some(self.batch_size))
-            .map_err(|error| EmbedError::Model(error.to_string()))?;
-        drop(model);
-        let mut vectors = vec![Vec::new(); embedded.len()];
-        for (vector, &i) in embedded.into_iter().zip(&order) {
-            if let Some(slot) = vectors.get_mut(i) {
-                *slot = vector;
-            }
-        }
-        let dim = vectors.first().map_or(0, Vec::len);
-        if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != EMBEDDING_DIM) {
-            return Err(EmbedError::BadOutput {
-                expected: texts.len(),
-                got: vectors.len(),
-                dim,
-            });
-        }
+        check_output(&vectors, texts.len())?;
         Ok(vectors)
     }
 
     /// Texts per inference batch.
     pub fn batch_size(&self) -> usize {
-        self.batch_size
+        self.inner.batch_size
     }
+
+    /// File chunks embedded so far by this embedder (successfully or not).
+    pub fn bulk_texts(&self) -> u64 {
+        self.inner.bulk.texts.load(Ordering::Relaxed)
+    }
+
+    /// For tests: the next `count` model runs (either lane) panic inside the model, as a bug in
+    /// the model or its tokenizer would.
+    #[doc(hidden)]
+    pub fn inject_panics(&self, count: usize) {
+        self.inner.injected_panics.store(count, Ordering::SeqCst);
+    }
+}
+
+/// Indices of `texts` in batches of similar length: a batch is padded to its longest text, so
+/// this wastes less compute on padding (masked out, so the vectors do not change).
+fn batches_by_length<S: AsRef<str>>(texts: &[S], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].as_ref().len());
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+/// Puts a batch's vectors at their texts' places.
+fn place(
+    vectors: &mut [Vec<f32>],
+    batch: &[usize],
+    embedded: Vec<Vec<f32>>,
+) -> Result<(), EmbedError> {
+    if embedded.len() != batch.len() {
+        return Err(EmbedError::BadOutput {
+            expected: batch.len(),
+            got: embedded.len(),
+            dim: embedded.first().map_or(0, Vec::len),
+        });
+    }
+    for (vector, &i) in embedded.into_iter().zip(batch) {
+        if let Some(slot) = vectors.get_mut(i) {
+            *slot = vector;
+        }
+    }
+    Ok(())
+}
+
+fn check_output(vectors: &[Vec<f32>], expected: usize) -> Result<(), EmbedError> {
+    if vectors.len() != expected || vectors.iter().any(|v| v.len() != EMBEDDING_DIM) {
+        return Err(EmbedError::BadOutput {
+            expected,
+            got: vectors.len(),
+            dim: vectors.first().map_or(0, Vec::len),
+        });
+    }
+    Ok(())
 }
 
 /// Loads ONNX Runtime from an explicit path once per process; a missing file or a version
@@ -266,7 +446,7 @@ fn init_runtime(path: &Path) -> Result<(), EmbedError> {
     // ONNX Runtime can be loaded once per process; `ort` silently keeps the first library, so a
     // request for another one is refused here rather than quietly served by the first.
     static LOADED: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut loaded = LOADED.lock().map_err(|_| EmbedError::Poisoned)?;
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
     match loaded.as_deref() {
         Some(first) if first == path => Ok(()),
         Some(first) => Err(EmbedError::RuntimeUnusable {

@@ -74,6 +74,35 @@ pub enum IndexOutcome {
     },
 }
 
+/// A file chunked and embedded by [`Indexer::prepare_file`], for [`Indexer::store_file`].
+#[derive(Debug)]
+pub struct PreparedFile {
+    project: String,
+    path: String,
+    prepared: Prepared,
+}
+
+#[derive(Debug)]
+enum Prepared {
+    Chunks {
+        chunks: Vec<Chunk>,
+        vectors: Vec<Vec<f32>>,
+    },
+    Skipped(SkipReason),
+}
+
+impl PreparedFile {
+    /// The file's project.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 /// Indexes files of many projects into one collection and searches them per project.
 #[derive(Debug, Clone)]
 pub struct Indexer {
@@ -98,6 +127,11 @@ impl Indexer {
         self
     }
 
+    /// The embedding model (readiness checks).
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
     /// The underlying store (for counts and maintenance).
     pub fn store(&self) -> &Store {
         &self.store
@@ -109,6 +143,8 @@ impl Indexer {
     }
 
     /// Chunks, embeds and stores one file, replacing its previous chunks; or skips it with a reason.
+    /// Two calls for one file that overlap may leave either's chunks; the service's workers
+    /// store through `worker::versions`, where the newest request wins.
     #[tracing::instrument(skip(self, content), fields(bytes = content.len()))]
     pub async fn index_file(
         &self,
@@ -116,26 +152,59 @@ impl Indexer {
         path: &str,
         content: &[u8],
     ) -> Result<IndexOutcome, IndexError> {
+        let prepared = self.prepare_file(project, path, content).await?;
+        self.store_file(prepared).await
+    }
+
+    /// The slow half of [`Indexer::index_file`]: chunks and embeds a file, storing nothing.
+    pub async fn prepare_file(
+        &self,
+        project: &str,
+        path: &str,
+        content: &[u8],
+    ) -> Result<PreparedFile, IndexError> {
         validate_project(project)?;
         validate_path(path)?;
-        let chunks = match self.chunk(path, content).await? {
-            ChunkOutcome::Chunks(chunks) => chunks,
-            ChunkOutcome::Skipped(reason) => {
+        let prepared = match self.chunk(path, content).await? {
+            ChunkOutcome::Chunks(chunks) => {
+                let texts = chunks.iter().map(embedding_text).collect();
+                let vectors = self.embedder.embed(texts).await?;
+                Prepared::Chunks { chunks, vectors }
+            }
+            ChunkOutcome::Skipped(reason) => Prepared::Skipped(reason),
+        };
+        Ok(PreparedFile {
+            project: project.to_owned(),
+            path: path.to_owned(),
+            prepared,
+        })
+    }
+
+    /// The quick half of [`Indexer::index_file`]: replaces the file's stored chunks with the
+    /// prepared ones (or removes them, for a file that is skipped now).
+    pub async fn store_file(&self, file: PreparedFile) -> Result<IndexOutcome, IndexError> {
+        let PreparedFile {
+            project,
+            path,
+            prepared,
+        } = file;
+        match prepared {
+            Prepared::Chunks { chunks, vectors } => {
+                self.store
+                    .replace_file(&project, &path, &chunks, vectors)
+                    .await?;
+                tracing::debug!(chunks = chunks.len(), "file indexed");
+                Ok(IndexOutcome::Indexed {
+                    chunks: chunks.len(),
+                })
+            }
+            Prepared::Skipped(reason) => {
                 tracing::info!(reason = reason.code(), "file skipped");
                 // A file that became unindexable must not keep stale chunks.
-                self.store.delete_file(project, path).await?;
-                return Ok(IndexOutcome::Skipped { reason });
+                self.store.delete_file(&project, &path).await?;
+                Ok(IndexOutcome::Skipped { reason })
             }
-        };
-        let texts = chunks.iter().map(embedding_text).collect();
-        let vectors = self.embedder.embed(texts).await?;
-        self.store
-            .replace_file(project, path, &chunks, vectors)
-            .await?;
-        tracing::debug!(chunks = chunks.len(), "file indexed");
-        Ok(IndexOutcome::Indexed {
-            chunks: chunks.len(),
-        })
+        }
     }
 
     /// Chunks on the blocking pool: parsing a large file takes milliseconds of CPU.
@@ -171,12 +240,7 @@ impl Indexer {
         if query.trim().is_empty() {
             return Err(IndexError::EmptyQuery);
         }
-        let mut vectors = self.embedder.embed(vec![query.to_owned()]).await?;
-        let vector = vectors.pop().ok_or(EmbedError::BadOutput {
-            expected: 1,
-            got: 0,
-            dim: 0,
-        })?;
+        let vector = self.embedder.embed_query(query).await?;
         Ok(self.store.search(project, vector, limit).await?)
     }
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use queue::JobFailure;
 
 use super::payload::FilePayload;
-use super::work::{failure_kind, file_result, Work};
+use super::source::RepositoryPolicy;
+use super::versions::{Versioned, Versions};
+use super::work::Work;
 use crate::index::Indexer;
 use crate::jobs::FileResult;
 
@@ -16,6 +18,8 @@ pub struct IndexConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Largest file indexed, in bytes.
     pub max_file_bytes: usize,
+    /// Which repositories may be checked out, and git's limits.
+    pub repository: RepositoryPolicy,
 }
 
 impl Default for IndexConfig {
@@ -23,15 +27,18 @@ impl Default for IndexConfig {
         Self {
             scratch_dir: None,
             max_file_bytes: 1024 * 1024,
+            repository: RepositoryPolicy::default(),
         }
     }
 }
 
-/// Indexes one file sent in a request.
+/// Indexes one file sent in a request; `version` orders it among requests for the same file.
 pub(crate) async fn index_file(
     indexer: &Indexer,
+    versions: &Versions,
     config: &IndexConfig,
     file: &FilePayload,
+    version: i64,
 ) -> Work {
     let limit = config.max_file_bytes;
     if file.content.len() > limit {
@@ -45,15 +52,20 @@ pub(crate) async fn index_file(
             Some(JobFailure::permanent(message)),
         );
     }
-    match indexer
-        .index_file(&file.project, &file.path, file.content.as_bytes())
+    let stored = Versioned {
+        project: &file.project,
+        path: &file.path,
+        version,
+    };
+    match versions
+        .index_file(indexer, stored, file.content.as_bytes())
         .await
     {
-        Ok(outcome) => Work::file(file_result(&file.path, outcome), None),
+        Ok(result) => Work::file(result, None),
         Err(error) => {
             let message = error.to_string();
             let failure = JobFailure {
-                kind: failure_kind(&error),
+                kind: error.kind(),
                 message: message.clone(),
             };
             tracing::warn!(error = %message, kind = failure.kind.as_str(), "indexing failed");

@@ -8,19 +8,24 @@
 //! redrive never counts a file twice.
 
 mod file;
+mod git;
 mod payload;
 mod record;
 pub mod repository;
+pub mod source;
+pub mod versions;
 mod work;
 
 use std::sync::Arc;
 
 use queue::worker::{Handler, JobOutcome, JobReport, Ran, RecordError};
-use queue::{ClaimedJob, JobFailure};
+use queue::{ClaimedJob, JobFailure, Queue};
 use tracing::Instrument;
 
 pub use file::IndexConfig;
 pub use payload::{FilePayload, RepositoryPayload, Task};
+pub use source::RepositoryPolicy;
+pub use versions::Versions;
 pub use work::{failure_kind, Work};
 
 use crate::index::Indexer;
@@ -30,14 +35,17 @@ use crate::metrics::{Metrics, RowResult};
 #[derive(Clone, Debug)]
 pub struct IndexHandler {
     indexer: Arc<Indexer>,
+    versions: Versions,
     config: IndexConfig,
     metrics: Arc<Metrics>,
 }
 
 impl IndexHandler {
-    /// A handler indexing with `indexer`.
-    pub fn new(indexer: Arc<Indexer>, config: IndexConfig) -> Self {
+    /// A handler indexing `queue`'s rows with `indexer` (file versions are kept in `queue`'s
+    /// database).
+    pub fn new(indexer: Arc<Indexer>, queue: &Queue, config: IndexConfig) -> Self {
         Self {
+            versions: Versions::new(queue, indexer.store().collection()),
             indexer,
             config,
             metrics: Arc::default(),
@@ -61,15 +69,21 @@ impl IndexHandler {
             job_ref = job.job_ref.map(|id| id.to_string()).unwrap_or_default(),
             path = tracing::field::Empty,
         );
+        // Row ids grow with enqueue order: a file's newest request has the largest.
+        let version = job.id;
+        let (indexer, versions, config) = (&*self.indexer, &self.versions, &self.config);
         let work = async {
             match serde_json::from_value::<Task>(job.payload) {
                 Ok(Task::File(file)) => {
                     tracing::Span::current().record("path", file.path.as_str());
-                    file::index_file(&self.indexer, &self.config, &file).await
+                    file::index_file(indexer, versions, config, &file, version).await
                 }
                 Ok(Task::Repository(repository)) => {
-                    tracing::Span::current().record("path", repository.repository.as_str());
-                    repository::index_repository(&self.indexer, &self.config, &repository).await
+                    // Stored redacted by the API; redacted again for rows written before that.
+                    let location = crate::redact::redact_url(&repository.repository);
+                    tracing::Span::current().record("path", location.as_str());
+                    repository::index_repository(indexer, versions, config, &repository, version)
+                        .await
                 }
                 Err(error) => Work::failed(JobFailure::permanent(format!(
                     "unreadable queue payload: {error}"

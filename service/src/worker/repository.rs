@@ -1,72 +1,155 @@
-//! Repository rows: clone or check out with the `git` CLI into a temporary folder (removed on
-//! success, failure and panic, since [`tempfile::TempDir`] removes it on drop), list the tracked
-//! files (so `.gitignore`d files never count), skip vendored and build folders, index the rest.
+//! Repository rows: check the location against the [`RepositoryPolicy`] (again: DNS may have
+//! changed since the request), fetch only the ref asked for (shallow) into a temporary folder
+//! (removed on success, failure and panic, since [`tempfile::TempDir`] removes it on drop),
+//! check out that commit, list the tracked files (so `.gitignore`d files never count), skip
+//! vendored and build folders, index the rest.
+//!
+//! git runs bounded ([`super::git`]): a deadline that kills it, a low-speed limit, a size cap
+//! on what is fetched and on what is checked out. Clients see a short category
+//! ([`CheckoutError`]), never git's own text.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use queue::{FailureKind, JobFailure};
 
 use super::file::IndexConfig;
+use super::git::{Git, RunError};
 use super::payload::RepositoryPayload;
-use super::work::{failure_kind, file_result, Work};
+use super::source::{RepositoryPolicy, Resolved, Source};
+use super::versions::{Versioned, Versions};
+use super::work::Work;
 use crate::index::Indexer;
 use crate::jobs::FileResult;
 
 /// Folders never indexed, wherever they appear in a repository.
 pub const SKIPPED_DIRS: [&str; 6] = ["vendor", "node_modules", "target", "dist", "build", ".git"];
 
-/// Errors of checking out a repository.
+/// Why a repository could not be checked out. Each message starts with a short category
+/// ([`CheckoutError::category`]) and says nothing git printed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
-    /// The repository location or the ref is not acceptable.
-    #[error("invalid repository request: {0}")]
+    /// The location or the ref is not well-formed.
+    #[error("invalid_request: {0}")]
     Invalid(String),
+    /// The location is well-formed but the policy does not allow it.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The host is, or resolves to, a non-public address, and private networks are not allowed.
+    #[error("blocked_address: {host} is or resolves to a loopback, private or link-local address (REPOSITORY_ALLOW_PRIVATE_NETWORKS)")]
+    BlockedAddress {
+        /// The host as given.
+        host: String,
+    },
+    /// DNS gave no address for the host.
+    #[error("unresolvable: the host {host} could not be resolved")]
+    Unresolvable {
+        /// The host as given.
+        host: String,
+    },
+    /// The server could not be reached, or dropped the connection.
+    #[error("unreachable: the repository's server could not be reached")]
+    Unreachable,
+    /// git ran past the checkout's wall-clock limit and was killed.
+    #[error("timeout: the checkout did not finish within {} s; git was stopped", limit.as_secs())]
+    Timeout {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The transfer stayed under the low-speed limit.
+    #[error("too_slow: the transfer stayed under the low-speed limit and was aborted")]
+    TooSlow,
+    /// The fetch or the checkout is over the size cap.
+    #[error("too_large: the repository is over the {limit}-byte limit")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The server refused access (credentials in URLs are never used).
+    #[error("auth_failed: the server refused access")]
+    AuthFailed,
+    /// No repository at that location.
+    #[error("not_found: no repository at that location")]
+    NotFound,
+    /// The repository has no such branch, tag or commit.
+    #[error("unknown_ref: the repository has no such branch, tag or commit")]
+    UnknownRef,
     /// `git` could not be run at all.
-    #[error("could not run git: {0}")]
-    Spawn(#[from] std::io::Error),
-    /// A git command failed.
-    #[error("git {command} failed: {stderr}")]
+    #[error("git_unavailable: git could not be run")]
+    Spawn(#[source] std::io::Error),
+    /// git failed in a way not classified above (its text is in the service's log).
+    #[error("git_failed: git {command} failed")]
     Git {
-        /// Which command.
+        /// Which git command.
         command: &'static str,
-        /// What git printed.
-        stderr: String,
     },
 }
 
 impl CheckoutError {
-    /// A clone may fail for network reasons (retry); a bad request or unknown ref will not change.
+    /// The short category clients see, e.g. `timeout` or `unknown_ref`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            CheckoutError::Invalid(_) => "invalid_request",
+            CheckoutError::Refused(_) => "refused",
+            CheckoutError::BlockedAddress { .. } => "blocked_address",
+            CheckoutError::Unresolvable { .. } => "unresolvable",
+            CheckoutError::Unreachable => "unreachable",
+            CheckoutError::Timeout { .. } => "timeout",
+            CheckoutError::TooSlow => "too_slow",
+            CheckoutError::TooLarge { .. } => "too_large",
+            CheckoutError::AuthFailed => "auth_failed",
+            CheckoutError::NotFound => "not_found",
+            CheckoutError::UnknownRef => "unknown_ref",
+            CheckoutError::Spawn(_) => "git_unavailable",
+            CheckoutError::Git { .. } => "git_failed",
+        }
+    }
+
+    /// Network trouble may pass (retry); a refused, missing, oversized or too slow to fetch
+    /// repository will not (a timeout would only hold a worker that long again).
     fn kind(&self) -> FailureKind {
         match self {
-            CheckoutError::Git {
-                command: "clone", ..
-            }
-            | CheckoutError::Spawn(_) => FailureKind::Transient,
+            CheckoutError::Unresolvable { .. }
+            | CheckoutError::Unreachable
+            | CheckoutError::TooSlow
+            | CheckoutError::Spawn(_)
+            | CheckoutError::Git { .. } => FailureKind::Transient,
             _ => FailureKind::Permanent,
         }
     }
 }
 
-/// Checks a repository location and ref before git sees them (no option injection).
-pub fn validate_request(repository: &str, git_ref: &str) -> Result<(), CheckoutError> {
-    let bad = |value: &str| value.is_empty() || value.starts_with('-') || value.contains('\0');
-    if bad(repository) || repository.len() > 4096 {
-        return Err(CheckoutError::Invalid(
-            "repository must be a local path or a git URL, not starting with '-'".into(),
-        ));
+/// Checks a repository location's syntax and a ref before anything else sees them.
+pub fn validate_request(repository: &str, git_ref: &str) -> Result<Source, CheckoutError> {
+    validate_ref(git_ref)?;
+    Source::parse(repository)
+}
+
+/// A ref must be a valid branch, tag or commit name (`git check-ref-format` rules, and no
+/// leading '-' so it can never be read as an option).
+fn validate_ref(git_ref: &str) -> Result<(), CheckoutError> {
+    let valid = !git_ref.is_empty()
+        && git_ref.len() <= 256
+        && !git_ref.starts_with(['-', '/', '.'])
+        && !git_ref.ends_with(['/', '.'])
+        && !git_ref.ends_with(".lock")
+        && !git_ref.contains("..")
+        && !git_ref.contains("@{")
+        && !git_ref.contains("//")
+        && !git_ref.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(CheckoutError::Invalid(
+            "ref must be a branch, tag or commit name (no spaces, '..', ':', '^', '~', '*', '?', '[', '\\'; not starting with '-')".into(),
+        ))
     }
-    if bad(git_ref)
-        || git_ref.len() > 256
-        || git_ref.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(CheckoutError::Invalid(
-            "ref must be a branch, tag or commit name without spaces, not starting with '-'".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether a repository path lies in a vendored or build folder.
@@ -78,12 +161,15 @@ pub fn is_skipped_path(path: &str) -> bool {
 /// Indexes a repository row; the checkout folder is gone when this returns (or unwinds).
 pub(crate) async fn index_repository(
     indexer: &Indexer,
+    versions: &Versions,
     config: &IndexConfig,
     request: &RepositoryPayload,
+    version: i64,
 ) -> Work {
-    if let Err(error) = validate_request(&request.repository, &request.git_ref) {
-        return Work::failed(JobFailure::permanent(error.to_string()));
-    }
+    let source = match validate_request(&request.repository, &request.git_ref) {
+        Ok(source) => source,
+        Err(error) => return checkout_failed(error),
+    };
     let scratch = match make_scratch_dir(config.scratch_dir.as_deref()) {
         Ok(scratch) => scratch,
         Err(error) => {
@@ -93,34 +179,21 @@ pub(crate) async fn index_repository(
         }
     };
     let checkout = scratch.path().join("checkout");
-    let (repository, git_ref, target) = (
-        request.repository.clone(),
-        request.git_ref.clone(),
-        checkout.clone(),
-    );
-    let listed =
-        tokio::task::spawn_blocking(move || checkout_and_list(&repository, &git_ref, &target))
-            .await;
-    let files = match listed {
-        Ok(Ok(files)) => files,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "checkout failed");
-            let message = error.to_string();
-            return Work::failed(JobFailure {
-                kind: error.kind(),
-                message,
-            });
-        }
-        Err(error) => {
-            return Work::failed(JobFailure::transient(format!(
-                "checkout task failed: {error}"
-            )))
-        }
-    };
+    let files =
+        match checkout_and_list(&source, &request.git_ref, &checkout, &config.repository).await {
+            Ok(files) => files,
+            Err(error) => return checkout_failed(error),
+        };
     tracing::info!(files = files.len(), "repository checked out");
     let mut results = Vec::with_capacity(files.len());
     for path in &files {
-        match index_checked_out_file(indexer, config, &request.project, &checkout, path).await {
+        let file = CheckedOutFile {
+            project: &request.project,
+            checkout: &checkout,
+            path,
+            version,
+        };
+        match index_checked_out_file(indexer, versions, config, file).await {
             Ok(result) => results.push(result),
             Err(failure) => return Work::failed(failure),
         }
@@ -133,15 +206,30 @@ pub(crate) async fn index_repository(
     }
 }
 
+fn checkout_failed(error: CheckoutError) -> Work {
+    tracing::warn!(category = error.category(), "checkout failed");
+    Work::failed(JobFailure {
+        kind: error.kind(),
+        message: error.to_string(),
+    })
+}
+
+struct CheckedOutFile<'a> {
+    project: &'a str,
+    checkout: &'a Path,
+    path: &'a str,
+    version: i64,
+}
+
 /// Indexes one file of a checkout; `Err` only for a transient failure that retries the row.
 async fn index_checked_out_file(
     indexer: &Indexer,
+    versions: &Versions,
     config: &IndexConfig,
-    project: &str,
-    checkout: &Path,
-    path: &str,
+    file: CheckedOutFile<'_>,
 ) -> Result<FileResult, JobFailure> {
-    let content = match tokio::fs::read(checkout.join(path)).await {
+    let path = file.path;
+    let content = match tokio::fs::read(file.checkout.join(path)).await {
         Ok(content) => content,
         Err(error) => return Ok(FileResult::failed(path, format!("unreadable: {error}"))),
     };
@@ -155,9 +243,14 @@ async fn index_checked_out_file(
             ),
         ));
     }
-    match indexer.index_file(project, path, &content).await {
-        Ok(outcome) => Ok(file_result(path, outcome)),
-        Err(error) => match failure_kind(&error) {
+    let stored = Versioned {
+        project: file.project,
+        path,
+        version: file.version,
+    };
+    match versions.index_file(indexer, stored, &content).await {
+        Ok(result) => Ok(result),
+        Err(error) => match error.kind() {
             FailureKind::Permanent => Ok(FileResult::failed(path, error.to_string())),
             kind => Err(JobFailure {
                 kind,
@@ -179,33 +272,45 @@ fn make_scratch_dir(parent: Option<&Path>) -> std::io::Result<TempDir> {
     }
 }
 
-/// Clones `repository` into `target`, checks out `git_ref` and lists the regular tracked files
-/// outside skipped folders.
-pub fn checkout_and_list(
-    repository: &str,
+/// Fetches `git_ref` of `source` (checked against `policy`, its host resolved and pinned) into
+/// a new repository at `target`, checks it out and lists the regular tracked files outside
+/// skipped folders. Every git command shares the policy's deadline and size cap.
+pub async fn checkout_and_list(
+    source: &Source,
     git_ref: &str,
     target: &Path,
+    policy: &RepositoryPolicy,
 ) -> Result<Vec<String>, CheckoutError> {
-    validate_request(repository, git_ref)?;
-    let target_str = target.to_string_lossy().into_owned();
-    git(
-        None,
-        "clone",
-        &[
-            "clone",
-            "--quiet",
-            "--no-checkout",
-            "--",
-            repository,
-            &target_str,
-        ],
-    )?;
-    git(
+    validate_ref(git_ref)?;
+    policy.check(source)?;
+    let (url, resolved) = match source {
+        Source::Local(path) => (file_url(path)?, Resolved::default()),
+        Source::Remote(remote) => (remote.git_url.clone(), policy.resolve(remote).await?),
+    };
+    let git = Git::new(source, &resolved, policy);
+    let target_arg = target.to_string_lossy().into_owned();
+    git.run(None, &["init", "--quiet", "--", &target_arg], None)
+        .await
+        .map_err(|error| git.classify("init", error))?;
+    let commit = fetch(&git, target, &url, git_ref).await?;
+    let checkout_bytes = tree_size(&git, target, &commit).await?;
+    if checkout_bytes > git.max_bytes() {
+        return Err(CheckoutError::TooLarge {
+            limit: git.max_bytes(),
+        });
+    }
+    git.run(
         Some(target),
-        "checkout",
-        &["checkout", "--quiet", "--detach", git_ref, "--"],
-    )?;
-    let listing = git(Some(target), "ls-files", &["ls-files", "-z"])?;
+        &["checkout", "--quiet", "--detach", &commit, "--"],
+        None,
+    )
+    .await
+    .map_err(|error| git.classify("checkout", error))?;
+    let listing = git
+        .run(Some(target), &["ls-files", "-z"], None)
+        .await
+        .map_err(|error| git.classify("ls-files", error))?;
+    let listing = String::from_utf8_lossy(&listing);
     let mut files: Vec<String> = listing
         .split('\0')
         .filter(|path| !path.is_empty() && !is_skipped_path(path))
@@ -213,33 +318,116 @@ pub fn checkout_and_list(
         .map(str::to_owned)
         .collect();
     files.sort();
+    tracing::debug!(
+        timeout_secs = git.timeout().as_secs(),
+        checkout_bytes,
+        "checkout done"
+    );
     Ok(files)
+}
+
+/// Fetches only `git_ref` (one commit deep) and returns its commit id. An abbreviated commit id
+/// cannot be fetched by name, so for one the branches and tags are fetched and it is looked up.
+async fn fetch(
+    git: &Git,
+    target: &Path,
+    url: &str,
+    git_ref: &str,
+) -> Result<String, CheckoutError> {
+    let objects = target.join(".git");
+    let shallow = git
+        .run(
+            Some(target),
+            &[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--depth=1",
+                "--",
+                url,
+                git_ref,
+            ],
+            Some(&objects),
+        )
+        .await
+        .map_err(|error| git.classify("fetch", error));
+    let wanted = match shallow {
+        Ok(_) => "FETCH_HEAD^{commit}".to_owned(),
+        Err(CheckoutError::UnknownRef) if looks_like_abbreviated_commit(git_ref) => {
+            git.run(
+                Some(target),
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--",
+                    url,
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                Some(&objects),
+            )
+            .await
+            .map_err(|error| git.classify("fetch", error))?;
+            format!("{git_ref}^{{commit}}")
+        }
+        Err(error) => return Err(error),
+    };
+    let commit = git
+        .run(
+            Some(target),
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &wanted,
+            ],
+            None,
+        )
+        .await
+        .map_err(|error| match error {
+            RunError::Failed { .. } => CheckoutError::UnknownRef,
+            other => git.classify("rev-parse", other),
+        })?;
+    Ok(String::from_utf8_lossy(&commit).trim().to_owned())
+}
+
+fn looks_like_abbreviated_commit(git_ref: &str) -> bool {
+    (4..40).contains(&git_ref.len()) && git_ref.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Bytes of the files a checkout of `commit` would write.
+async fn tree_size(git: &Git, target: &Path, commit: &str) -> Result<u64, CheckoutError> {
+    let listing = git
+        .run(
+            Some(target),
+            &["ls-tree", "-r", "-l", "-z", "--end-of-options", commit],
+            None,
+        )
+        .await
+        .map_err(|error| git.classify("ls-tree", error))?;
+    // `<mode> <type> <object> <size>\t<path>`; submodules have no size ("-").
+    let total = listing
+        .split(|&byte| byte == 0)
+        .filter_map(|entry| {
+            let meta = entry.split(|&byte| byte == b'\t').next()?;
+            let size = std::str::from_utf8(meta).ok()?.split_whitespace().nth(3)?;
+            size.parse::<u64>().ok()
+        })
+        .sum();
+    Ok(total)
+}
+
+fn file_url(path: &Path) -> Result<String, CheckoutError> {
+    url::Url::from_file_path(path)
+        .map(|url| url.to_string())
+        .map_err(|()| CheckoutError::Invalid("a local repository must be an absolute path".into()))
 }
 
 /// A regular file, not a symlink (which could point outside the checkout) or a submodule.
 fn is_regular_file(path: &PathBuf) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file())
-}
-
-fn git(dir: Option<&Path>, command: &'static str, args: &[&str]) -> Result<String, CheckoutError> {
-    let mut cmd = Command::new("git");
-    if let Some(dir) = dir {
-        cmd.arg("-C").arg(dir);
-    }
-    let output = cmd
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(CheckoutError::Git {
-            command,
-            stderr: stderr.trim().chars().take(1000).collect(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]
@@ -255,10 +443,21 @@ mod tests {
     }
 
     #[test]
-    fn options_are_not_accepted_as_repository_or_ref() {
+    fn options_and_odd_refs_are_not_accepted() {
         assert!(validate_request("--upload-pack=evil", "main").is_err());
         assert!(validate_request("/tmp/repo", "-b").is_err());
         assert!(validate_request("/tmp/repo", "main branch").is_err());
+        assert!(validate_request("/tmp/repo", "main:refs/heads/x").is_err());
+        assert!(validate_request("/tmp/repo", "HEAD~1").is_err());
         assert!(validate_request("/tmp/repo", "v1.0").is_ok());
+        assert!(validate_request("/tmp/repo", "feature/x-1").is_ok());
+        assert!(validate_request("/tmp/repo", "0123abcd").is_ok());
+    }
+
+    #[test]
+    fn abbreviated_commit_ids_are_told_from_names() {
+        assert!(looks_like_abbreviated_commit("600b30cfd1"));
+        assert!(!looks_like_abbreviated_commit("develop"));
+        assert!(!looks_like_abbreviated_commit(&"a".repeat(40)));
     }
 }

@@ -35,14 +35,15 @@ impl Work {
     }
 }
 
-/// Whether an indexing error is worth another attempt: an unreachable Qdrant or a failed model
-/// task may work later; bad input, parse and size problems will not.
+/// Whether an indexing error is worth another attempt: an unreachable Qdrant, a failed model
+/// task or a model panic (the next attempt gets a fresh session) may work later; bad input,
+/// parse and size problems will not.
 pub fn failure_kind(error: &IndexError) -> FailureKind {
     match error {
         IndexError::Store(StoreError::Qdrant { .. }) => FailureKind::Transient,
         IndexError::Embed(
             EmbedError::Task(_)
-            | EmbedError::Poisoned
+            | EmbedError::Panicked(_)
             | EmbedError::Read { .. }
             | EmbedError::ModelFileMissing { .. }
             | EmbedError::RuntimeMissing { .. }

@@ -7,4 +7,8 @@ mod handlers;
 mod index_and_search;
 mod intake;
 mod lifecycle;
+mod limits;
+mod model;
+mod reindex;
 mod repository;
+mod repository_policy;

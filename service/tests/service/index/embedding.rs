@@ -1,9 +1,10 @@
-//! The real model: mean pooling gives the reference similarities; missing assets are typed errors.
+//! The real model: mean pooling gives the reference similarities; missing assets are typed errors;
+//! queries do not wait behind files; a panic inside the model does not disable it.
 
 use service::index::embed::{cosine, EMBEDDING_DIM, MODEL_FILES};
 use service::index::{EmbedError, Embedder, EmbedderConfig};
 
-use crate::support::{embedder, TestResult};
+use crate::support::{embedder, TestResult, DEADLINE};
 
 #[tokio::test]
 async fn similar_sentences_have_the_reference_model_cosines() -> TestResult {
@@ -89,4 +90,57 @@ fn a_file_that_is_not_an_onnx_runtime_library_is_a_typed_error_not_a_panic() -> 
         Err(EmbedError::ModelFileMissing { .. }) => Ok(()),
         other => anyhow::bail!("expected RuntimeUnusable, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_query_is_embedded_while_a_large_file_is_being_embedded() -> TestResult {
+    // Arrange: 3,000 small functions, the bulk lane's work for many seconds.
+    let embedder = embedder()?;
+    let texts: Vec<String> = (0..3000)
+        .map(|i| format!("def f{i}(x):\n    return x + {i}\n"))
+        .collect();
+    let total = texts.len() as u64;
+    let before = embedder.bulk_texts();
+    let bulk = tokio::spawn({
+        let embedder = embedder.clone();
+        async move { embedder.embed(texts).await }
+    });
+    harness::wait_until(DEADLINE, "the file's embedding to be under way", || async {
+        Ok(embedder.bulk_texts() > before)
+    })
+    .await?;
+
+    // Act
+    let query = embedder.embed_query("read a json file").await?;
+
+    // Assert: the query did not wait for the file.
+    assert_eq!(query.len(), EMBEDDING_DIM);
+    assert!(
+        embedder.bulk_texts() - before < total,
+        "the query waited for the whole file"
+    );
+    bulk.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_a_panic_inside_the_model_the_model_still_works() -> TestResult {
+    // Arrange: a model of this test's own, so the panics touch nothing else.
+    let embedder = Embedder::load(&EmbedderConfig::from_env())?;
+    let texts = vec!["parse a json file".to_owned(), "compute primes".to_owned()];
+    let reference = embedder.embed(texts.clone()).await?;
+
+    // Act and assert: each lane fails the call that panics, then works again.
+    embedder.inject_panics(1);
+    let failed = embedder.embed(texts.clone()).await;
+    assert!(matches!(failed, Err(EmbedError::Panicked(_))), "{failed:?}");
+    let again = embedder.embed(texts.clone()).await?;
+    assert!(cosine(&again[0], &reference[0]) > 0.999);
+    assert!(cosine(&again[1], &reference[1]) > 0.999);
+    embedder.inject_panics(1);
+    let failed = embedder.embed_query("parse a json file").await;
+    assert!(matches!(failed, Err(EmbedError::Panicked(_))), "{failed:?}");
+    let query = embedder.embed_query("parse a json file").await?;
+    assert!(cosine(&query, &reference[0]) > 0.999);
+    Ok(())
 }

@@ -92,7 +92,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> anyhow::Re
 }
 
 /// The environment's database URL, with its connections named after the environment.
-fn env_database_url(env: &TestEnv) -> anyhow::Result<String> {
+pub fn env_database_url(env: &TestEnv) -> anyhow::Result<String> {
     let mut url = url::Url::parse(env.database_url()).context("parsing the database URL")?;
     url.query_pairs_mut()
         .append_pair("application_name", env.application_name());
@@ -147,7 +147,8 @@ impl TestApp {
     pub fn worker(&self) -> Worker<IndexHandler> {
         let handler = IndexHandler::new(
             self.state.indexer.clone(),
-            self.settings.worker.index_config(),
+            &self.queue,
+            self.settings.worker.index_config(&self.settings.repository),
         );
         Worker::new(self.queue.clone(), handler, WorkerConfig::default())
     }
@@ -172,6 +173,20 @@ impl TestApp {
             .post_index(&json!({ "project": self.project, "files": files }))
             .await?;
         accepted_job_id(response).await
+    }
+
+    /// `POST /index/repository` of `repository` at `git_ref` in this test's project.
+    pub async fn post_repository(
+        &self,
+        repository: &str,
+        git_ref: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .client
+            .post(format!("{}/index/repository", self.address))
+            .json(&json!({ "project": self.project, "repository": repository, "ref": git_ref }))
+            .send()
+            .await?)
     }
 
     /// `GET /jobs/{id}`.

@@ -2,8 +2,11 @@
 
 mod app;
 mod index;
+mod servers;
 
 pub use app::{
-    accepted_job_id, spawn_app, spawn_app_with, TestApp, TestResult, ADMIN_TOKEN, DEADLINE,
+    accepted_job_id, env_database_url, spawn_app, spawn_app_with, TestApp, TestResult, ADMIN_TOKEN,
+    DEADLINE,
 };
 pub use index::{embedder, fixture, fixtures_dir, TestIndex};
+pub use servers::{RecordingServer, SilentServer};
