@@ -16,6 +16,7 @@ use queue::worker::WorkerConfig;
 use queue::{QueueConfig, RetryPolicy};
 
 use crate::index::EmbedderConfig;
+use crate::telemetry::LogFormat;
 use crate::worker::IndexConfig;
 
 /// The whole configuration of the service.
@@ -44,9 +45,26 @@ pub struct Settings {
     /// The embedding model's assets.
     #[command(flatten)]
     pub embedding: EmbeddingSettings,
+    /// Log lines.
+    #[command(flatten)]
+    pub log: LogSettings,
     /// Bearer token of the admin API; without one, every admin request is refused (401).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
+}
+
+/// How the service logs (which lines: `RUST_LOG`, default [`crate::telemetry::default_filter`]).
+#[derive(Clone, Debug, Default, Args)]
+pub struct LogSettings {
+    /// Log line format on stdout: `text` (coloured only on a terminal) or `json` (one object per
+    /// line, spans included).
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::default()
+    )]
+    pub format: LogFormat,
 }
 
 /// Where and how the HTTP server listens.
@@ -376,6 +394,16 @@ mod tests {
     fn secrets_do_not_show_in_debug_output() {
         let secret = SecretString::from("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        let settings = Settings::try_parse_from(["service"]).expect("flags parse");
+        assert_eq!(settings.log.format, LogFormat::Text);
+        let settings =
+            Settings::try_parse_from(["service", "--log-format", "json"]).expect("flags parse");
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert!(Settings::try_parse_from(["service", "--log-format", "xml"]).is_err());
     }
 
     #[test]

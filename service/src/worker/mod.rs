@@ -60,21 +60,37 @@ impl IndexHandler {
             "row",
             job_ref = job.job_ref.map(|id| id.to_string()).unwrap_or_default(),
             path = tracing::field::Empty,
+            request_id = tracing::field::Empty,
         );
         let work = async {
-            match serde_json::from_value::<Task>(job.payload) {
-                Ok(Task::File(file)) => {
-                    tracing::Span::current().record("path", file.path.as_str());
-                    file::index_file(&self.indexer, &self.config, &file).await
+            let task = match serde_json::from_value::<Task>(job.payload) {
+                Ok(task) => task,
+                Err(error) => {
+                    return Work::failed(JobFailure::permanent(format!(
+                        "unreadable queue payload: {error}"
+                    )))
                 }
-                Ok(Task::Repository(repository)) => {
-                    tracing::Span::current().record("path", repository.repository.as_str());
-                    repository::index_repository(&self.indexer, &self.config, &repository).await
-                }
-                Err(error) => Work::failed(JobFailure::permanent(format!(
-                    "unreadable queue payload: {error}"
-                ))),
+            };
+            let span = tracing::Span::current();
+            if let Some(request_id) = task.request_id() {
+                span.record("request_id", request_id);
             }
+            let work = match &task {
+                Task::File(file) => {
+                    span.record("path", file.path.as_str());
+                    file::index_file(&self.indexer, &self.config, file).await
+                }
+                Task::Repository(repository) => {
+                    span.record("path", repository.repository.as_str());
+                    repository::index_repository(&self.indexer, &self.config, repository).await
+                }
+            };
+            tracing::info!(
+                files = work.results.len(),
+                failed = work.failure.as_ref().map(|failure| failure.kind.as_str()),
+                "row worked"
+            );
+            work
         };
         work.instrument(span).await
     }
@@ -103,11 +119,11 @@ impl Handler for IndexHandler {
     }
 
     fn claimed(&self, _jobs: usize, took: std::time::Duration) {
-        self.metrics.claim_latency.observe(took);
+        self.metrics.observe_claim(took);
     }
 
     fn finished(&self, report: &JobReport) {
-        self.metrics.job_latency.observe(report.took);
+        self.metrics.observe_job(report.took);
         self.metrics.record_row(match report.outcome {
             JobOutcome::Completed => RowResult::Succeeded,
             JobOutcome::Retrying { .. } | JobOutcome::Postponed { .. } => RowResult::Retried,
