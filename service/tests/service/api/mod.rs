@@ -7,4 +7,6 @@ mod handlers;
 mod index_and_search;
 mod intake;
 mod lifecycle;
+mod logs;
+mod openapi;
 mod repository;

@@ -92,7 +92,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> anyhow::Re
 }
 
 /// The environment's database URL, with its connections named after the environment.
-fn env_database_url(env: &TestEnv) -> anyhow::Result<String> {
+pub fn env_database_url(env: &TestEnv) -> anyhow::Result<String> {
     let mut url = url::Url::parse(env.database_url()).context("parsing the database URL")?;
     url.query_pairs_mut()
         .append_pair("application_name", env.application_name());
