@@ -201,8 +201,16 @@ async fn json_logs_follow_a_request_id_from_the_api_to_the_worker() -> TestResul
 async fn text_logs_on_a_pipe_have_no_colour_codes_and_show_the_request_id() -> TestResult {
     let env = TestEnv::new().await?;
     let mut service = ServiceProcess::start(&env, &[], false)?;
+    service
+        .wait_for_line("the service to listen", |line| {
+            line.contains("service listening").then_some(())
+        })
+        .await?;
+    for line in service.lines() {
+        assert!(!line.contains('\u{1b}'), "colour codes on a pipe: {line:?}");
+    }
     let address = service
-        .wait_for_line("the service to listen", listening_address)
+        .wait_for_line("the listening address", listening_address)
         .await?;
     let request_id = format!("it-{}", Uuid::new_v4().simple());
 
