@@ -79,8 +79,11 @@ for _ in $(seq 1 120); do
     kill -0 "$service_pid" 2>/dev/null || { cat "$work/service.log" >&2; log "the service exited"; exit 1; }
     address=$(python3 - "$work/service.log" <<'PY'
 import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    event = json.loads(line)
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    try:
+        event = json.loads(line)
+    except ValueError:
+        continue  # reported by the check after the run
     if event.get("fields", {}).get("message") == "service listening":
         print(event["fields"]["address"])
         break
