@@ -8,7 +8,7 @@
 # Qdrant data folder of its own (JSON logs, so the run also shows they parse); all are removed at
 # the end. The semantic rules a JSON Schema cannot state are in scripts/fuzz-api/hooks.py.
 #
-# Usage: scripts/fuzz-api.sh [SERVICE_BINARY]   (default: the debug build in CARGO_TARGET_DIR)
+# Usage: scripts/fuzz-api.sh [SERVICE_BINARY]   (default: the debug build, built if needed)
 #   FUZZ_EXAMPLES  examples per operation and phase (default 30)
 #   FUZZ_SEED      hypothesis seed (default fixed, so CI runs are reproducible)
 #   FUZZ_TIMEOUT   seconds before the whole run is stopped and fails (default 900)
@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/queue-vector"
 target="${CARGO_TARGET_DIR:-$cache/target}"
-binary="${1:-$target/debug/service}"
+binary="${1:-}"
 version=4.32.5
 venv="$cache/schemathesis-$version"
 examples="${FUZZ_EXAMPLES:-30}"
@@ -29,7 +29,19 @@ report="$target/fuzz-api-report"
 
 log() { printf 'fuzz-api: %s\n' "$*" >&2; }
 
-[ -x "$binary" ] || { log "no service binary at $binary (cargo build --workspace --bins)"; exit 1; }
+if [ -z "$binary" ]; then
+    # Built (or found up to date) by cargo, which says where it put it.
+    binary=$(cd "$root" && cargo build --workspace --bins --message-format=json-render-diagnostics |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "service" \
+            and "bin" in message["target"]["kind"]:
+        print(message["executable"])
+')
+fi
+[ -x "$binary" ] || { log "no service binary at '$binary'"; exit 1; }
 
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
     log "installing schemathesis $version into $venv"
@@ -92,7 +104,7 @@ PY
     [ -n "$address" ] && break
     sleep 1
 done
-[ -n "$address" ] || { log "the service did not start listening"; exit 1; }
+[ -n "$address" ] || { tail -n 20 "$work/service.log" >&2; log "the service did not start listening"; exit 1; }
 for _ in $(seq 1 60); do
     curl -sf "http://$address/readyz" >/dev/null && break
     sleep 1
