@@ -25,7 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     // SAFETY: first use of tree-sitter in this process.
     unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
-    service::telemetry::init("warn,sqlx=error");
+    service::telemetry::init("warn,sqlx=error", Default::default());
     let per_client: usize = std::env::var("API_BENCH_REQUESTS_PER_CLIENT")
         .ok()
         .and_then(|v| v.parse().ok())

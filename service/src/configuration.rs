@@ -16,6 +16,7 @@ use queue::worker::WorkerConfig;
 use queue::{QueueConfig, RetryPolicy};
 
 use crate::index::EmbedderConfig;
+use crate::telemetry::LogFormat;
 use crate::worker::source::{
     self, RepositoryPolicy, Scheme, DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES,
     DEFAULT_GIT_TIMEOUT_SECS, DEFAULT_LOW_SPEED_BYTES_PER_SEC, DEFAULT_LOW_SPEED_SECS,
@@ -57,6 +58,9 @@ pub struct Settings {
     /// Which repositories `POST /index/repository` accepts, and git's limits.
     #[command(flatten)]
     pub repository: RepositorySettings,
+    /// Log lines.
+    #[command(flatten)]
+    pub log: LogSettings,
     /// Bearer token of the admin API; without one, every admin request is refused (401).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
@@ -64,6 +68,20 @@ pub struct Settings {
     /// they are open. Health, readiness, metrics and the OpenAPI document stay open either way.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
+}
+
+/// How the service logs (which lines: `RUST_LOG`, default [`crate::telemetry::default_filter`]).
+#[derive(Clone, Debug, Default, Args)]
+pub struct LogSettings {
+    /// Log line format on stdout: `text` (coloured only on a terminal) or `json` (one object per
+    /// line, spans included).
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::default()
+    )]
+    pub format: LogFormat,
 }
 
 /// Where and how the HTTP server listens.
@@ -453,6 +471,16 @@ mod tests {
     fn secrets_do_not_show_in_debug_output() {
         let secret = SecretString::from("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        let settings = Settings::try_parse_from(["service"]).expect("flags parse");
+        assert_eq!(settings.log.format, LogFormat::Text);
+        let settings =
+            Settings::try_parse_from(["service", "--log-format", "json"]).expect("flags parse");
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert!(Settings::try_parse_from(["service", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -15,13 +15,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     // SAFETY: nothing has used tree-sitter yet; the chunker only runs once the app is built.
     unsafe { service::index::chunk::use_mimalloc_for_tree_sitter() };
-    // The embedded Qdrant's engine warns about settings it gives no way to make (see
-    // `qdrant_embedded::ENGINE_LOG_DIRECTIVES`).
-    service::telemetry::init(&format!(
-        "info,sqlx=warn,{}",
-        qdrant_embedded::ENGINE_LOG_DIRECTIVES
-    ));
     let settings = Settings::parse();
+    service::telemetry::init(&service::telemetry::default_filter(), settings.log.format);
     let app = Application::build(settings)
         .await
         .context("the service could not start")?;

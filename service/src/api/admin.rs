@@ -4,18 +4,25 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use queue::{JobId, JobStatus, QueueStats};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{
+    Array, ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{self, BadParameter, BodyRejected, ServerFailed, ADMIN_SECURITY};
 use super::{ApiError, AppState};
 
 /// Drain wait when no `timeout_ms` is given.
@@ -27,15 +34,29 @@ pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often drain looks at the queue.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
-/// The admin routes, with the token check on every one of them.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/admin/queue", get(queue_stats))
-        .route("/admin/queue/pause", post(pause))
-        .route("/admin/queue/resume", post(resume))
-        .route("/admin/queue/drain", post(drain))
-        .route("/admin/queue/redrive", post(redrive))
-        .route_layer(middleware::from_fn_with_state(state, require_admin))
+/// The admin routes, with the token check on every one of them (and, in the document, its 401
+/// and security requirement).
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(queue_stats))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(drain))
+        .routes(routes!(redrive))
+        .route_layer(middleware::from_fn_with_state(state, require_admin));
+    let document = router.get_openapi_mut();
+    openapi::add_error_response(
+        document,
+        StatusCode::UNAUTHORIZED,
+        "A valid admin bearer token is required",
+    );
+    for operation in openapi::operations_mut(document) {
+        operation.security = Some(vec![SecurityRequirement::new(
+            ADMIN_SECURITY,
+            Vec::<String>::new(),
+        )]);
+    }
+    router
 }
 
 /// Refuses a request without the admin bearer token.
@@ -57,7 +78,7 @@ async fn require_admin(
 }
 
 /// A queue's state as the admin API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueueView {
     /// The queue.
     pub queue_id: String,
@@ -85,19 +106,43 @@ fn view(state: &AppState, stats: &QueueStats) -> QueueView {
     }
 }
 
-/// `GET /admin/queue`: counts by status and the pause switch.
+/// The queue's state
+///
+/// Counts by status, rows in flight and the pause switch.
+#[utoipa::path(
+    get,
+    path = "/admin/queue",
+    tag = "admin",
+    responses((status = 200, description = "The queue's state", body = QueueView), ServerFailed)
+)]
 pub async fn queue_stats(State(state): State<AppState>) -> Result<Json<QueueView>, ApiError> {
     let stats = state.queue.stats().await?;
     Ok(Json(view(&state, &stats)))
 }
 
-/// `POST /admin/queue/pause`: no worker of any process claims until resume.
+/// Pause claims
+///
+/// No worker of any process claims a row of this queue until resume; rows in flight finish.
+#[utoipa::path(
+    post,
+    path = "/admin/queue/pause",
+    tag = "admin",
+    responses((status = 200, description = "Paused; the queue's state", body = QueueView), ServerFailed)
+)]
 pub async fn pause(State(state): State<AppState>) -> Result<Json<QueueView>, ApiError> {
     state.queue.pause().await?;
     queue_stats(State(state)).await
 }
 
-/// `POST /admin/queue/resume`: claims go on, idle workers are woken.
+/// Resume claims
+///
+/// Claims go on; idle workers are woken.
+#[utoipa::path(
+    post,
+    path = "/admin/queue/resume",
+    tag = "admin",
+    responses((status = 200, description = "Resumed; the queue's state", body = QueueView), ServerFailed)
+)]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<QueueView>, ApiError> {
     state.queue.resume().await?;
     queue_stats(State(state)).await
@@ -110,8 +155,56 @@ pub struct DrainParams {
     pub timeout_ms: Option<u64>,
 }
 
-/// `POST /admin/queue/drain?timeout_ms=`: waits until no row is in flight (processing). 200 with
-/// the queue's state once drained, 504 with it on timeout. Pause first to stop new claims.
+impl IntoParams for DrainParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let timeout = openapi::parameter(
+            "timeout_ms",
+            ParameterIn::Query,
+            false,
+            "How long to wait, in milliseconds",
+            drain_timeout_schema(),
+        );
+        vec![timeout]
+    }
+}
+
+fn drain_timeout_schema() -> Object {
+    let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(millis(MAX_DRAIN_TIMEOUT)))
+        .default(Some(millis(DEFAULT_DRAIN_TIMEOUT).into()))
+        .build()
+}
+
+/// Answer of `POST /admin/queue/drain`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Drained {
+    /// Whether no row is in flight any more.
+    pub drained: bool,
+    /// Why not, when the wait timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The queue's state at the end of the wait.
+    pub queue: QueueView,
+}
+
+/// Wait until no row is in flight
+///
+/// Waits until no row of the queue is processing. Pause first to stop new claims.
+#[utoipa::path(
+    post,
+    path = "/admin/queue/drain",
+    tag = "admin",
+    params(DrainParams),
+    responses(
+        (status = 200, description = "Drained: no row in flight", body = Drained),
+        BadParameter,
+        (status = 504, description = "Timed out with rows still in flight", body = Drained),
+        ServerFailed,
+    )
+)]
 pub async fn drain(
     State(state): State<AppState>,
     params: Result<Query<DrainParams>, QueryRejection>,
@@ -130,16 +223,22 @@ pub async fn drain(
     loop {
         let stats = state.queue.stats().await?;
         if stats.count(JobStatus::Processing) == 0 {
-            return Ok(
-                Json(json!({ "drained": true, "queue": view(&state, &stats) })).into_response(),
-            );
+            let body = Drained {
+                drained: true,
+                error: None,
+                queue: view(&state, &stats),
+            };
+            return Ok(Json(body).into_response());
         }
         if Instant::now() >= deadline {
-            let body = json!({
-                "error": format!("drain timed out after {} ms with rows still in flight", timeout.as_millis()),
-                "drained": false,
-                "queue": view(&state, &stats),
-            });
+            let body = Drained {
+                drained: false,
+                error: Some(format!(
+                    "drain timed out after {} ms with rows still in flight",
+                    timeout.as_millis()
+                )),
+                queue: view(&state, &stats),
+            };
             return Ok((StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response());
         }
         tokio::time::sleep(DRAIN_POLL).await;
@@ -147,29 +246,93 @@ pub async fn drain(
 }
 
 /// Body of `POST /admin/queue/redrive` (optional: without it, every dead row is redriven).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RedriveRequest {
-    /// The dead rows to redrive; absent = all.
+    /// The dead rows to redrive (queue row ids); absent or null = all.
+    #[schema(schema_with = ids_schema)]
+    #[serde(default, deserialize_with = "integral_ids")]
     pub ids: Option<Vec<JobId>>,
 }
 
-/// `POST /admin/queue/redrive`: dead rows back to pending (all, or the given ids).
+/// Reads row ids as JSON Schema's `integer` is defined: any integral number, `3.0` included.
+fn integral_ids<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<JobId>>, D::Error> {
+    let numbers: Option<Vec<serde_json::Number>> = Option::deserialize(deserializer)?;
+    // Integers are read exactly; a number written with a fraction or an exponent is a float, taken
+    // when integral and small enough (2^53) to be exact (-9223372036854775809 is a float too).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let as_id = |number: &serde_json::Number| {
+        let integral = |f: &f64| f.fract() == 0.0 && f.abs() <= EXACT;
+        number
+            .as_i64()
+            .or_else(|| number.as_f64().filter(integral).map(|f| f as JobId))
+            .ok_or_else(|| D::Error::custom(format!("{number} is not a row id (a 64-bit integer)")))
+    };
+    numbers
+        .map(|numbers| numbers.iter().map(as_id).collect())
+        .transpose()
+}
+
+/// Row ids as the server reads them: 64-bit integers (a larger number is not an id).
+fn ids_schema() -> Array {
+    let id = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(JobId::MIN))
+        .maximum(Some(JobId::MAX));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(id)
+        .build()
+}
+
+/// Answer of `POST /admin/queue/redrive`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Redriven {
+    /// The rows moved back to pending.
+    #[schema(value_type = Vec<i64>)]
+    pub redriven: Vec<JobId>,
+}
+
+/// Dead rows back to pending
+///
+/// All dead rows, or those of the given ids. A request without a body (and without a
+/// `Content-Type`), or with the body `null`, redrives them all.
+#[utoipa::path(
+    post,
+    path = "/admin/queue/redrive",
+    tag = "admin",
+    request_body(content = Option<RedriveRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The redriven row ids", body = Redriven),
+        BodyRejected,
+        ServerFailed,
+    )
+)]
 pub async fn redrive(
     State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let request: RedriveRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RedriveRequest { ids: None }
-    } else {
-        serde_json::from_slice(&body).map_err(|error| {
-            ApiError::BadRequest(format!(
-                "invalid redrive body (expected {{\"ids\": [..]}}): {error}"
-            ))
-        })?
+    body: Result<Option<Json<serde_json::Value>>, JsonRejection>,
+) -> Result<Json<Redriven>, ApiError> {
+    // Read through a `Value`: serde would also take a struct from an array (`[]`), which the
+    // document does not allow.
+    let request = match body? {
+        None | Some(Json(serde_json::Value::Null)) => RedriveRequest { ids: None },
+        Some(Json(object @ serde_json::Value::Object(_))) => serde_json::from_value(object)
+            .map_err(|error| ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("invalid request body: {error}"),
+            })?,
+        Some(Json(_)) => {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: "invalid request body: expected {\"ids\": [..]} or null".into(),
+            })
+        }
     };
     let redriven = match request.ids {
         Some(ids) => state.queue.redrive_ids(&ids).await?,
         None => state.queue.redrive_all().await?,
     };
-    Ok(Json(json!({ "redriven": redriven })))
+    Ok(Json(Redriven { redriven }))
 }

@@ -8,7 +8,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use queue::QueueError;
-use serde_json::json;
+
+use super::openapi::ErrorBody;
 
 use crate::index::{IndexError, StoreError};
 use crate::jobs::{IntakeError, JobStoreError};
@@ -51,6 +52,9 @@ pub enum ApiError {
     /// A dependency is down (503); the detail is logged.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The request took longer than the limit (503).
+    #[error("the request took longer than {} s; try again later", .0.as_secs_f64())]
+    TimedOut(std::time::Duration),
     /// Anything else (500); the detail is logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,7 +70,8 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::ApiTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::Overloaded { .. }
             | ApiError::DatabaseUnavailable(_)
-            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::Unavailable(_)
+            | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,9 +94,13 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error");
                 "internal server error".to_owned()
             }
+            ApiError::TimedOut(limit) => {
+                tracing::warn!(limit_ms = limit.as_millis(), "request timed out");
+                self.to_string()
+            }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthorized | ApiError::ApiTokenRequired => {

@@ -5,21 +5,75 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `GET /healthz`: 200 while the process serves requests.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Answer of `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    pub status: String,
 }
 
-/// `GET /readyz`: 200 when PostgreSQL and Qdrant answer and the model embeds a text (in the
-/// query lane, which indexing never holds), else 503 with the failing checks named.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Answer of `GET /readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(pattern = "^(ready|not_ready)$")]
+    pub status: String,
+    /// Each check: `ok` or `unavailable`.
+    pub checks: Checks,
+}
+
+/// The readiness checks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Checks {
+    /// PostgreSQL answers.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub database: String,
+    /// Qdrant answers.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub qdrant: String,
+    /// The model embeds a text.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub model: String,
+}
+
+/// Liveness
+///
+/// 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Up", body = Health))
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness
+///
+/// 200 when PostgreSQL and Qdrant answer and the model embeds a text (in the query lane, which
+/// indexing never holds), else 503 with the failing checks named.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; the failing checks are `unavailable`", body = Readiness),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = tokio::time::timeout(
         CHECK_TIMEOUT,
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
@@ -42,16 +96,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         tracing::warn!(database_ok, qdrant_ok, model_ok, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" }.to_owned();
     (
         status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "checks": {
-                "database": word(database_ok),
-                "qdrant": word(qdrant_ok),
-                "model": word(model_ok),
-            }
-        })),
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" }.into(),
+            checks: Checks {
+                database: word(database_ok),
+                qdrant: word(qdrant_ok),
+                model: word(model_ok),
+            },
+        }),
     )
 }

@@ -5,10 +5,26 @@ use axum::extract::{Path, State};
 use axum::Json;
 use uuid::Uuid;
 
+use super::openapi::{BadParameter, NotFound, ServerFailed};
 use super::{ApiError, AppState};
 use crate::jobs::{self, JobView};
 
-/// `GET /jobs/{id}`: 404 for an id that is not a job of this service's queue.
+/// A job's progress
+///
+/// Status, file counts, per-file errors and skip reasons, timestamps. 404 for an id that is
+/// not a job of this service's queue.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    tag = "index",
+    params(("id" = Uuid, Path, description = "The job id from `202 Accepted`")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        BadParameter,
+        NotFound,
+        ServerFailed,
+    )
+)]
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
 pub async fn get_job(
     State(state): State<AppState>,

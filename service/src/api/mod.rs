@@ -15,23 +15,28 @@ pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod projects;
+pub mod request_id;
 pub mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware;
-use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use queue::Queue;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
+pub use request_id::RequestId;
 
 use crate::configuration::DEFAULT_INTAKE_MAX_BYTES;
 use crate::index::Indexer;
@@ -179,47 +184,93 @@ fn token_matches(expected: Option<&[u8; 32]>, token: &str) -> bool {
     }
 }
 
-/// Every route of the service over `state`. Layers wrap what comes before them, so tracing
-/// (added last) is outermost and error logs land inside the request's span.
+/// Every route of the service over `state`, with the document `/openapi.json` serves. Layers
+/// wrap what comes before them: the request id (outermost) is known before the request's span
+/// is made, and error logs land inside that span.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
+    let (routes, document) = routes(&state).split_for_parts();
+    let document = openapi::Document(Arc::new(openapi::finish(document, &limits)));
+    routes
+        .fallback(not_found)
+        .layer(Extension(document))
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or(request.uri().path(), MatchedPath::as_str);
+                    let request_id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .map_or("", RequestId::as_str);
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        route = %route,
+                        request_id = %request_id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// The routes and their documentation, registered together (a handler reaches the router only
+/// with its `#[utoipa::path]`), so the document lists every route.
+fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let limits = &state.limits;
     let budget = guard::IntakeBudget::new(limits.intake_max_bytes, limits.body_limit_bytes);
-    let intake = Router::new()
-        .route("/index", post(index::index_files))
-        .route("/index/repository", post(index::index_repository))
+    let intake = OpenApiRouter::new()
+        .routes(routes!(index::index_files))
+        .routes(routes!(index::index_repository))
         .route_layer(middleware::from_fn_with_state(budget, guard::limit_intake));
     // Route layers wrap what is there: the token is checked before any intake budget is taken.
-    let data = intake
-        .route("/jobs/{id}", get(jobs::get_job))
-        .route("/search", get(search::search))
-        .route("/projects/{project}", delete(projects::delete_project))
+    let mut data = intake
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(search::search))
+        .routes(routes!(projects::delete_project))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::require_api_token,
         ));
-    let public = data
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
+    openapi::add_error_response(
+        data.get_openapi_mut(),
+        StatusCode::UNAUTHORIZED,
+        "`API_TOKEN` is set and the request's bearer token is missing or wrong",
+    );
+    let mut public = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(data)
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi))
+        .layer(middleware::from_fn_with_state(
+            state.limits.request_timeout,
+            time_limit,
         ));
-    public
-        .merge(admin::router(state.clone()))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or(request.uri().path(), MatchedPath::as_str);
-                tracing::info_span!("http", method = %request.method(), route = %route)
-            }),
-        )
-        .with_state(state)
+    openapi::add_error_response(
+        public.get_openapi_mut(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The request took longer than `REQUEST_TIMEOUT_SECS`, or a dependency is unavailable",
+    );
+    public.merge(admin::routes(state.clone()))
+}
+
+/// Answers 503 when the request takes longer than `limit` (admin routes excepted: a drain
+/// waits as long as it is asked to).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut(limit).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -4,9 +4,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
+use super::openapi::{parameter, project_schema, BadParameter, ServerFailed};
 use super::{ApiError, AppState};
-use crate::index::SearchHit;
+use crate::index::{SearchHit, MAX_SEARCH_LIMIT, QUERY_PATTERN};
 
 /// Results returned when `limit` is not given.
 pub const DEFAULT_LIMIT: u64 = 10;
@@ -22,8 +26,52 @@ pub struct SearchParams {
     pub limit: Option<u64>,
 }
 
+impl IntoParams for SearchParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            parameter(
+                "project",
+                ParameterIn::Query,
+                true,
+                "The project to search",
+                project_schema(),
+            ),
+            parameter(
+                "q",
+                ParameterIn::Query,
+                true,
+                "The natural-language query: at least one character that is not white space",
+                query_schema(),
+            ),
+            parameter(
+                "limit",
+                ParameterIn::Query,
+                false,
+                "Results wanted",
+                limit_schema(),
+            ),
+        ]
+    }
+}
+
+fn query_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(QUERY_PATTERN))
+        .build()
+}
+
+fn limit_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_SEARCH_LIMIT))
+        .default(Some(DEFAULT_LIMIT.into()))
+        .build()
+}
+
 /// Answer of `GET /search`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     /// The project searched.
     pub project: String,
@@ -34,7 +82,7 @@ pub struct SearchResponse {
 }
 
 /// One result.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Hit {
     /// The file.
     pub path: String,
@@ -69,7 +117,20 @@ impl From<SearchHit> for Hit {
     }
 }
 
-/// `GET /search`.
+/// Search a project
+///
+/// The chunks of a project most similar to a natural-language query, best first.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "Hits, best first", body = SearchResponse),
+        BadParameter,
+        ServerFailed,
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,

@@ -24,8 +24,22 @@ pub use store::{SearchHit, Store, StoreError};
 /// Longest accepted project name.
 pub const MAX_PROJECT_LEN: usize = 128;
 
-/// Longest accepted file path, in bytes.
+/// What [`validate_project`] accepts, as a regular expression (ECMA-262, Python and Rust agree on
+/// it) for the OpenAPI document: 1 to 128 characters from `A-Za-z0-9._-`, except `.` and `..`,
+/// which a URL path cannot carry as a segment (`DELETE /projects/..` would reach another route).
+pub const PROJECT_PATTERN: &str = concat!(
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}",
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,126}",
+    r"|\.\.[A-Za-z0-9._-]{1,126})$"
+);
+
+/// Longest accepted file path, in characters.
 pub const MAX_PATH_LEN: usize = 4096;
+
+/// What a search query must match (anywhere): one character that is not white space, as
+/// `str::trim` sees it (Unicode `White_Space`), so the document and [`Indexer::search`] agree.
+pub const QUERY_PATTERN: &str =
+    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// Most results one search may return.
 pub const MAX_SEARCH_LIMIT: u64 = 1000;
@@ -33,11 +47,11 @@ pub const MAX_SEARCH_LIMIT: u64 = 1000;
 /// Errors of the indexing pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// The project name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
-    #[error("invalid project name {0:?}: use 1 to 128 characters from A-Z a-z 0-9 . _ -")]
+    /// The project name is empty, too long, `.` or `..`, or has characters outside `[A-Za-z0-9._-]`.
+    #[error("invalid project name {0:?}: use 1 to 128 characters from A-Z a-z 0-9 . _ - (not `.` or `..`)")]
     InvalidProject(String),
     /// The path is empty, too long or contains a NUL byte.
-    #[error("invalid path {0:?}: must be 1 to 4096 bytes without NUL")]
+    #[error("invalid path {0:?}: must be 1 to 4096 characters without NUL")]
     InvalidPath(String),
     /// The search limit is 0 or too large.
     #[error("invalid search limit {0}: must be between 1 and 1000")]
@@ -269,10 +283,13 @@ fn embedding_text(chunk: &Chunk) -> String {
     }
 }
 
-/// Checks a project name: 1–128 characters from `[A-Za-z0-9._-]`.
+/// Checks a project name: 1–128 characters from `[A-Za-z0-9._-]`, not `.` or `..`
+/// ([`PROJECT_PATTERN`]).
 pub fn validate_project(project: &str) -> Result<(), IndexError> {
     let valid = !project.is_empty()
         && project.len() <= MAX_PROJECT_LEN
+        && project != "."
+        && project != ".."
         && project
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
@@ -285,9 +302,9 @@ pub fn validate_project(project: &str) -> Result<(), IndexError> {
     }
 }
 
-/// Checks a file path: 1–4096 bytes without NUL.
+/// Checks a file path: 1–4096 characters without NUL.
 fn validate_path(path: &str) -> Result<(), IndexError> {
-    if path.is_empty() || path.len() > MAX_PATH_LEN || path.contains('\0') {
+    if path.is_empty() || path.chars().count() > MAX_PATH_LEN || path.contains('\0') {
         return Err(IndexError::InvalidPath(path.chars().take(256).collect()));
     }
     Ok(())
@@ -300,7 +317,8 @@ mod tests {
     #[test]
     fn project_names_are_validated() {
         assert!(validate_project("acme-web_1.2").is_ok());
-        for bad in ["", "a b", "a/b", "ünïcode", "x\0y"] {
+        assert!(validate_project("...").is_ok());
+        for bad in ["", "a b", "a/b", "ünïcode", "x\0y", ".", ".."] {
             assert!(
                 matches!(validate_project(bad), Err(IndexError::InvalidProject(_))),
                 "{bad:?}"
@@ -308,6 +326,52 @@ mod tests {
         }
         assert!(validate_project(&"a".repeat(MAX_PROJECT_LEN)).is_ok());
         assert!(validate_project(&"a".repeat(MAX_PROJECT_LEN + 1)).is_err());
+    }
+
+    /// Every string of `alphabet` up to `max_len` characters.
+    fn strings(alphabet: &[char], max_len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max_len {
+            last = last
+                .iter()
+                .flat_map(|prefix| alphabet.iter().map(move |c| format!("{prefix}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn the_documented_project_pattern_is_what_validate_project_accepts() {
+        let pattern = regex::Regex::new(PROJECT_PATTERN).expect("a valid pattern");
+        let mut cases = strings(&['a', 'Z', '0', '.', '_', '-', '/', ' ', 'é', '\0'], 4);
+        cases.extend(["a", "."].map(|c| c.repeat(MAX_PROJECT_LEN)));
+        cases.extend(["a", "."].map(|c| c.repeat(MAX_PROJECT_LEN + 1)));
+        for case in cases {
+            assert_eq!(
+                pattern.is_match(&case),
+                validate_project(&case).is_ok(),
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_query_pattern_is_what_search_accepts() {
+        let pattern = regex::Regex::new(QUERY_PATTERN).expect("a valid pattern");
+        // A query is valid when one of its characters is not white space: one character decides.
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let query = c.to_string();
+            assert_eq!(
+                pattern.is_match(&query),
+                !query.trim().is_empty(),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert!(!pattern.is_match(""));
+        assert!(pattern.is_match(" \t x \u{3000}"));
     }
 
     #[test]

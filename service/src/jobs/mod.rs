@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use queue::{NewJob, QueueId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub mod intake;
@@ -23,7 +25,7 @@ pub enum JobStoreError {
 }
 
 /// What a job indexes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// Files sent in the request.
@@ -137,15 +139,17 @@ impl FileResult {
 }
 
 /// A job as `GET /jobs/{id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct JobView {
     /// The job id.
     pub id: Uuid,
     /// The project.
     pub project: String,
     /// Files or repository.
+    #[schema(value_type = JobKind)]
     pub kind: String,
     /// pending, processing, completed, partially_failed or failed.
+    #[schema(schema_with = job_status_schema)]
     pub status: String,
     /// File counts.
     pub files: FileCounts,
@@ -167,8 +171,22 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// The statuses a job can show (the `index_job_progress` view's).
+fn job_status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            "pending",
+            "processing",
+            "completed",
+            "partially_failed",
+            "failed",
+        ]))
+        .build()
+}
+
 /// File counts of a job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FileCounts {
     /// Files in the job.
     pub total: i64,
@@ -181,11 +199,12 @@ pub struct FileCounts {
 }
 
 /// A failed or skipped file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct FileIssue {
     /// The file's path (empty for a repository job that failed as a whole).
     pub path: String,
     /// failed or skipped.
+    #[schema(value_type = String, pattern = "^(failed|skipped)$")]
     pub status: String,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -68,27 +68,43 @@ impl IndexHandler {
             "row",
             job_ref = job.job_ref.map(|id| id.to_string()).unwrap_or_default(),
             path = tracing::field::Empty,
+            request_id = tracing::field::Empty,
         );
         // Row ids grow with enqueue order: a file's newest request has the largest.
         let version = job.id;
         let (indexer, versions, config) = (&*self.indexer, &self.versions, &self.config);
         let work = async {
-            match serde_json::from_value::<Task>(job.payload) {
-                Ok(Task::File(file)) => {
-                    tracing::Span::current().record("path", file.path.as_str());
-                    file::index_file(indexer, versions, config, &file, version).await
+            let task = match serde_json::from_value::<Task>(job.payload) {
+                Ok(task) => task,
+                Err(error) => {
+                    return Work::failed(JobFailure::permanent(format!(
+                        "unreadable queue payload: {error}"
+                    )))
                 }
-                Ok(Task::Repository(repository)) => {
+            };
+            let span = tracing::Span::current();
+            if let Some(request_id) = task.request_id() {
+                span.record("request_id", request_id);
+            }
+            let work = match &task {
+                Task::File(file) => {
+                    span.record("path", file.path.as_str());
+                    file::index_file(indexer, versions, config, file, version).await
+                }
+                Task::Repository(repository) => {
                     // Stored redacted by the API; redacted again for rows written before that.
                     let location = crate::redact::redact_url(&repository.repository);
-                    tracing::Span::current().record("path", location.as_str());
-                    repository::index_repository(indexer, versions, config, &repository, version)
+                    span.record("path", location.as_str());
+                    repository::index_repository(indexer, versions, config, repository, version)
                         .await
                 }
-                Err(error) => Work::failed(JobFailure::permanent(format!(
-                    "unreadable queue payload: {error}"
-                ))),
-            }
+            };
+            tracing::info!(
+                files = work.results.len(),
+                failed = work.failure.as_ref().map(|failure| failure.kind.as_str()),
+                "row worked"
+            );
+            work
         };
         work.instrument(span).await
     }
@@ -117,11 +133,11 @@ impl Handler for IndexHandler {
     }
 
     fn claimed(&self, _jobs: usize, took: std::time::Duration) {
-        self.metrics.claim_latency.observe(took);
+        self.metrics.observe_claim(took);
     }
 
     fn finished(&self, report: &JobReport) {
-        self.metrics.job_latency.observe(report.took);
+        self.metrics.observe_job(report.took);
         self.metrics.record_row(match report.outcome {
             JobOutcome::Completed => RowResult::Succeeded,
             JobOutcome::Retrying { .. } | JobOutcome::Postponed { .. } => RowResult::Retried,

@@ -127,27 +127,30 @@ pub fn validate_request(repository: &str, git_ref: &str) -> Result<Source, Check
     Source::parse(repository)
 }
 
-/// A ref must be a valid branch, tag or commit name (`git check-ref-format` rules, and no
-/// leading '-' so it can never be read as an option).
+/// A ref must be a branch, tag or commit name: `/`-separated components of `.`-separated
+/// non-empty parts (so no `..`, `//`, leading or trailing `/` or `.`), without white space,
+/// control characters or any of `: ^ ~ ? * [ \ { }` (so no `@{`), not starting with `-` so it
+/// can never be read as an option. `api::index::REF_PATTERN` states the same for the API's
+/// document.
 fn validate_ref(git_ref: &str) -> Result<(), CheckoutError> {
+    let allowed = |c: char| {
+        !c.is_whitespace()
+            && !c.is_control()
+            && !matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\' | '{' | '}')
+    };
     let valid = !git_ref.is_empty()
         && git_ref.len() <= 256
-        && !git_ref.starts_with(['-', '/', '.'])
-        && !git_ref.ends_with(['/', '.'])
-        && !git_ref.ends_with(".lock")
-        && !git_ref.contains("..")
-        && !git_ref.contains("@{")
-        && !git_ref.contains("//")
-        && !git_ref.chars().any(|c| {
-            c.is_whitespace()
-                || c.is_control()
-                || matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\')
+        && !git_ref.starts_with('-')
+        && git_ref.split('/').all(|component| {
+            component
+                .split('.')
+                .all(|part| !part.is_empty() && part.chars().all(allowed))
         });
     if valid {
         Ok(())
     } else {
         Err(CheckoutError::Invalid(
-            "ref must be a branch, tag or commit name (no spaces, '..', ':', '^', '~', '*', '?', '[', '\\'; not starting with '-')".into(),
+            "ref must be a branch, tag or commit name (no spaces, '..', '//', ':', '^', '~', '*', '?', '[', '\\', '{', '}'; not starting with '-', '/' or '.')".into(),
         ))
     }
 }

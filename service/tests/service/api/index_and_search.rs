@@ -218,14 +218,27 @@ async fn metrics_count_processed_rows_and_show_queue_depth() -> TestResult {
         .await?;
 
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        service::metrics::CONTENT_TYPE
+    );
     let text = response.text().await?;
-    assert!(text.contains("qv_rows_succeeded_total 1"), "{text}");
+    assert!(text.contains("qv_rows_succeeded_total 1\n"), "{text}");
     assert!(text.contains(&format!(
-        "qv_queue_rows{{queue=\"{}\",status=\"completed\"}} 1",
+        "qv_queue_rows{{queue=\"{}\",status=\"completed\"}} 1\n",
         app.queue.id()
     )));
     assert!(text.contains("qv_claim_duration_seconds_count"));
     assert!(text.contains("qv_job_duration_seconds_bucket"));
+    // Requests by route template and status: the one POST, and the polls of the job.
+    let post = "method=\"POST\",route=\"/index\",status=\"202\"";
+    assert!(text.contains(&format!("qv_http_requests_total{{{post}}} 1\n")));
+    assert!(text.contains(&format!(
+        "qv_http_request_duration_seconds_count{{{post}}} 1\n"
+    )));
+    assert!(
+        text.contains("qv_http_requests_total{method=\"GET\",route=\"/jobs/{id}\",status=\"200\"}")
+    );
     Ok(())
 }
 
