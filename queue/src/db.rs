@@ -158,7 +158,9 @@ async fn apply_pending(conn: &mut PgConnection, migrator: &Migrator) -> Result<(
 }
 
 /// True when every migration of `migrator` is applied to the connection's database (one query
-/// when they are: what a test process checks before taking the migration lock).
+/// when they are: what a test process checks before taking the migration lock). A version that
+/// another owner applied with other contents is an error (`VersionMismatch`), not "applied":
+/// owners must pick versions of their own.
 pub async fn is_migrated_on(conn: &mut PgConnection, migrator: &Migrator) -> Result<bool, DbError> {
     let table_exists: bool =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
@@ -167,14 +169,26 @@ pub async fn is_migrated_on(conn: &mut PgConnection, migrator: &Migrator) -> Res
     if !table_exists {
         return Ok(false);
     }
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+    let applied: HashMap<i64, Vec<u8>> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
             .fetch_all(&mut *conn)
-            .await?;
-    Ok(migrator
+            .await?
+            .into_iter()
+            .collect();
+    let mut all = true;
+    for migration in migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
-        .all(|m| applied.contains(&m.version)))
+    {
+        match applied.get(&migration.version) {
+            Some(checksum) if *checksum != *migration.checksum => {
+                return Err(sqlx::migrate::MigrateError::VersionMismatch(migration.version).into())
+            }
+            Some(_) => {}
+            None => all = false,
+        }
+    }
+    Ok(all)
 }
 
 /// [`is_migrated_on`] for the queue's own migrations, on a connection of `pool`.

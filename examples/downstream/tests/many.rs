@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use downstream::{router, AppState, NoteWorker, DIM};
+use downstream::{router, AppState, NoteWorker, DIM, MIGRATOR};
 use harness::TestEnv;
 use serde_json::{json, Value};
 
 async fn index_and_find_only_my_note(n: u32) -> anyhow::Result<()> {
     let env = TestEnv::builder(format!("many_{n}"))
         .vector_size(DIM)
+        .migrations(&MIGRATOR)
         .build()
         .await?;
     let worker = env

@@ -139,10 +139,23 @@ pub(super) async fn finish_one<H: Handler>(
         );
         return Ok(report);
     }
-    handler
-        .record(&mut tx, &report, ran.output.as_ref())
-        .await
-        .map_err(WorkerError::Record)?;
+    if let Err(error) = handler.record(&mut tx, &report, ran.output.as_ref()).await {
+        drop(tx); // rolled back: neither the effects nor the completion
+        let error = WorkerError::Record(error);
+        if error.is_outage() {
+            return Err(error);
+        }
+        // A record that cannot be written (a constraint, a missing table) fails the attempt
+        // where everyone sees it, instead of leaving the row to its lease.
+        tracing::error!(%error, job_id = ran.lease.id, "recording the job's result failed");
+        let failure = JobFailure::transient(error.to_string());
+        let outcome = queue.fail(&ran.lease, &failure).await?.into();
+        return Ok(JobReport {
+            outcome,
+            error: Some(failure.message),
+            ..report
+        });
+    }
     tx.commit().await?;
     Ok(report)
 }

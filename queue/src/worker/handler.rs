@@ -47,8 +47,8 @@ pub trait Handler: Send + Sync + 'static {
     fn run(&self, job: ClaimedJob) -> impl Future<Output = Ran<Self::Output>> + Send;
 
     /// Records a finished attempt's effects in the transaction that completes or fails the job
-    /// (only when [`Handler::RECORDS`] is true): an error rolls both back, and the job's lease
-    /// runs out as if the worker had crashed. Not called when the lease was lost (another
+    /// (only when [`Handler::RECORDS`] is true): an error rolls both back and fails the attempt
+    /// as transient with the error (or, when PostgreSQL is unreachable, is tried again). Not called when the lease was lost (another
     /// attempt owns the job), nor for a postponed job. `output` is `None` when [`Handler::run`]
     /// panicked or timed out. It may be called again with the same output when PostgreSQL
     /// dropped the connection before the commit.

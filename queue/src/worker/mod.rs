@@ -328,7 +328,8 @@ impl WorkerError {
             WorkerError::Queue(QueueError::Database(error)) | WorkerError::Database(error) => {
                 is_outage(error)
             }
-            _ => false,
+            WorkerError::Record(error) => error.downcast_ref().is_some_and(is_outage),
+            WorkerError::Queue(_) => false,
         }
     }
 }

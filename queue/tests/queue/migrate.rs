@@ -100,3 +100,43 @@ async fn a_database_migrated_by_the_single_migrations_folder_keeps_working_after
     scratch.drop().await?;
     result
 }
+
+#[tokio::test]
+async fn an_owner_whose_version_another_owner_applied_gets_a_clear_error_not_a_silent_skip(
+) -> TestResult {
+    // Arrange: a database where the queue's first migration is applied; another owner reuses
+    // its version with other contents.
+    let scratch = ScratchDatabase::create().await?;
+    let result = async {
+        let pool = PgPool::connect(&scratch.url).await?;
+        db::migrate(&pool).await?;
+        let first = db::MIGRATOR.iter().next().expect("a migration").version;
+        let clash = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(vec![sqlx::migrate::Migration::new(
+                first,
+                "create_orders".into(),
+                sqlx::migrate::MigrationType::Simple,
+                "CREATE TABLE orders (id bigint)".into(),
+                false,
+            )]),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+
+        // Act
+        let mut conn = pool.acquire().await?;
+        let checked = db::is_migrated_on(&mut conn, &clash).await;
+        let applied = db::migrate_on(&mut conn, &clash).await;
+
+        // Assert
+        for result in [checked.map(drop), applied] {
+            let err = result.expect_err("a clashing version must be refused");
+            assert!(err.to_string().contains(&first.to_string()), "{err}");
+        }
+        drop(conn);
+        pool.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    scratch.drop().await?;
+    result
+}

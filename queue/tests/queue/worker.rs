@@ -364,7 +364,8 @@ impl Handler for Recording {
 }
 
 #[tokio::test]
-async fn a_recording_handler_commits_its_effect_with_the_completion_or_neither() -> TestResult {
+async fn a_recording_handler_commits_its_effect_with_the_completion_or_fails_the_attempt(
+) -> TestResult {
     // Arrange
     let q = TestQueue::new(6).await?;
     sqlx::query(
@@ -382,10 +383,17 @@ async fn a_recording_handler_commits_its_effect_with_the_completion_or_neither()
     let worker = Worker::new(q.queue.clone(), Recording, config(2));
 
     // Act
-    let result = worker.run_once().await;
+    let Outcome::Processed(reports) = worker.run_once().await? else {
+        panic!("nothing ran");
+    };
 
-    // Assert: the failed record left its job in hand (its lease runs out); the other committed.
-    assert!(result.is_err(), "a failed record is reported");
+    // Assert: the refused record rolled its completion back and failed the attempt, with its
+    // error; the other committed both.
+    let refused_report = reports.iter().find(|r| r.id == refused).expect("a report");
+    assert!(
+        matches!(refused_report.outcome, JobOutcome::Retrying { .. }),
+        "{refused_report:?}"
+    );
     let effects: Vec<(i64, String)> =
         sqlx::query_as("SELECT job_id, note FROM queue_tests_effects WHERE job_id = ANY($1)")
             .bind([ok, refused])
@@ -393,9 +401,13 @@ async fn a_recording_handler_commits_its_effect_with_the_completion_or_neither()
             .await?;
     assert_eq!(effects, vec![(ok, "written".to_owned())]);
     assert_eq!(q.get(ok).await?.expect("row").status, JobStatus::Completed);
-    assert_eq!(
-        q.get(refused).await?.expect("row").status,
-        JobStatus::Processing
+    let row = q.get(refused).await?.expect("row");
+    assert_eq!(row.status, JobStatus::Failed);
+    assert!(
+        row.last_error
+            .unwrap_or_default()
+            .contains("the effect could not be written"),
+        "the record's error is on the row"
     );
     Ok(())
 }
