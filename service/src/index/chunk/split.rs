@@ -91,6 +91,8 @@ pub(super) fn pieces(tree: &Tree, source: &str, language: Language, budget: usiz
             None => open(&mut stack, &mut out, node, &context, source, budget),
         }
     }
+    // Gaps of opened nodes were pushed when their node was opened, ahead of its children.
+    out.sort_by_key(|piece| piece.range.start);
     out
 }
 
@@ -113,7 +115,37 @@ fn open<'t>(
             PieceRole::Filler(context.label.clone()),
         ));
     } else {
+        gaps(out, node, context, source, budget);
         push_children(stack, node, context);
+    }
+}
+
+/// The text of `node` that none of its children covers (e.g. the `r#"` and `"#` of a Rust raw
+/// string, which tree-sitter keeps in the literal node itself), as pieces, so the pieces still
+/// cover every non-blank byte and no chunk swallows it past the budget.
+fn gaps(out: &mut Vec<Piece>, node: Node<'_>, context: &Context, source: &str, budget: usize) {
+    let mut cursor = node.walk();
+    let mut at = node.start_byte();
+    let ends = node
+        .children(&mut cursor)
+        .map(|child| (child.start_byte(), child.end_byte()))
+        .chain(std::iter::once((node.end_byte(), node.end_byte())));
+    for (start, end) in ends {
+        if start > at {
+            let gap = &source[at..start];
+            let lead = gap.len() - gap.trim_start().len();
+            let trail = gap.len() - gap.trim_end().len();
+            if lead + trail < gap.len() {
+                out.extend(lines::split_range(
+                    source,
+                    at + lead..start - trail,
+                    usize::MAX,
+                    budget,
+                    PieceRole::Filler(context.label.clone()),
+                ));
+            }
+        }
+        at = at.max(end);
     }
 }
 

@@ -147,3 +147,20 @@ fn content_hash_is_hex_sha256() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn the_delimiters_of_a_raw_string_get_pieces_of_their_own() {
+    // tree-sitter keeps `r#"` and `"#` in the literal node, not in a child.
+    let text =
+        "fn f() {\n    let s = r#\"a long raw string literal that is over the budget\"#;\n}\n";
+    let mut parser = tree_sitter::Parser::new();
+    parser
+        .set_language(&tree_sitter_rust::LANGUAGE.into())
+        .expect("grammar");
+    let tree = parser.parse(text, None).expect("tree");
+    let pieces = super::split::pieces(&tree, text, super::language::Language::Rust, 20);
+    let covered: String = pieces.iter().map(|p| &text[p.range.clone()]).collect();
+    let wanted: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let covered: String = covered.chars().filter(|c| !c.is_whitespace()).collect();
+    assert_eq!(covered, wanted, "{pieces:?}");
+}
