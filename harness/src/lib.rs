@@ -29,6 +29,9 @@
 //! - [`TestEnv::search`] and [`TestEnv::assert_isolated`]: project-scoped reads, and a check
 //!   that fails a test which read without the project filter or wrote into another queue.
 //!
+//! - [`faults::PgServer`]: a PostgreSQL server of the test's own, to stop and restart under
+//!   the service in fault tests.
+//!
 //! Qdrant comes from `QDRANT_URL` (a real server, or one embedded server shared by a nextest
 //! run); with the `embedded-qdrant` feature, a process without `QDRANT_URL` starts its own.
 #![warn(missing_docs)]
@@ -40,6 +43,7 @@ mod builder;
 mod collection;
 mod env;
 mod error;
+pub mod faults;
 pub mod fixtures;
 mod inline;
 mod isolation;

@@ -196,3 +196,21 @@ pub async fn is_migrated(pool: &PgPool) -> Result<bool, DbError> {
     let mut conn = pool.acquire().await?;
     is_migrated_on(&mut conn, &MIGRATOR).await
 }
+
+/// Whether `error` means PostgreSQL is out of reach or restarting (worth trying again later)
+/// rather than refusing the statement: no connection could be had or it broke, or the server
+/// said so (class 08 connection exceptions; 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+/// cannot_connect_now; 53300 too_many_connections).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}

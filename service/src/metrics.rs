@@ -42,6 +42,8 @@ pub enum RowResult {
     Retried,
     /// The lease was lost before the result could be recorded.
     LeaseLost,
+    /// A dependency was down: put back without counting the attempt.
+    Postponed,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +80,7 @@ pub struct Metrics {
     retried: Counter,
     dead: Counter,
     lease_lost: Counter,
+    postponed: Counter,
     claim_latency: Histogram,
     job_latency: Histogram,
     queue_rows: Family<QueueStatusLabels, Gauge>,
@@ -104,6 +107,10 @@ impl Default for Metrics {
         let lease_lost = counter(
             "qv_rows_lease_lost",
             "Rows whose lease was lost before recording",
+        );
+        let postponed = counter(
+            "qv_rows_postponed",
+            "Rows put back without counting the attempt because a dependency was down",
         );
         let claim_latency = histogram();
         registry.register(
@@ -152,6 +159,7 @@ impl Default for Metrics {
             retried,
             dead,
             lease_lost,
+            postponed,
             claim_latency,
             job_latency,
             queue_rows,
@@ -178,6 +186,7 @@ impl Metrics {
                 &self.dead
             }
             RowResult::LeaseLost => &self.lease_lost,
+            RowResult::Postponed => &self.postponed,
         };
         counter.inc();
     }

@@ -166,11 +166,14 @@ impl Application {
             .api_token
             .as_ref()
             .map(|token| token.expose_secret().to_owned());
-        let state = AppState::new(pool, queue, indexer, admin_token)
+        let mut state = AppState::new(pool, queue, indexer, admin_token)
             .with_api_token(api_token)
             .with_repository_policy(settings.repository.policy())
             .with_metrics(metrics)
             .with_limits(limits);
+        if let Some(workers) = &workers {
+            state = state.with_workers(workers.clone());
+        }
 
         let requested = settings.server.address();
         let listener = TcpListener::bind(requested)

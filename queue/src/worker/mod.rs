@@ -326,24 +326,13 @@ impl WorkerError {
     pub fn is_outage(&self) -> bool {
         match self {
             WorkerError::Queue(QueueError::Database(error)) | WorkerError::Database(error) => {
-                is_outage(error)
+                crate::db::is_unavailable(error)
             }
-            WorkerError::Record(error) => error.downcast_ref().is_some_and(is_outage),
+            WorkerError::Record(error) => {
+                error.downcast_ref().is_some_and(crate::db::is_unavailable)
+            }
             WorkerError::Queue(_) => false,
         }
-    }
-}
-
-/// Whether `error` means the server could not be reached or is restarting.
-pub(crate) fn is_outage(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot
-            // connect now (starting up).
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
-        }),
-        _ => false,
     }
 }
 

@@ -165,29 +165,11 @@ impl From<PathRejection> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if is_database_unavailable(&error) {
+        if queue::db::is_unavailable(&error) {
             ApiError::DatabaseUnavailable(error.to_string())
         } else {
             ApiError::Internal(format!("database: {error}"))
         }
-    }
-}
-
-/// Whether a database error means PostgreSQL is restarting or out of reach (worth a retry by
-/// the client) rather than a bug: no connection could be had or it broke, or the server said
-/// so (SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
-/// too_many_connections, class 08 connection exceptions).
-pub fn is_database_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
-        }),
-        _ => false,
     }
 }
 

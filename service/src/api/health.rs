@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use queue::worker::WorkerHealth;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -29,6 +30,9 @@ pub struct Readiness {
     pub status: String,
     /// Each check: `ok` or `unavailable`.
     pub checks: Checks,
+    /// Why the workers stopped claiming, while they are paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The readiness checks.
@@ -43,6 +47,11 @@ pub struct Checks {
     /// The model embeds a text.
     #[schema(pattern = "^(ok|unavailable)$")]
     pub model: String,
+    /// The workers claim (`ok`), stopped claiming because a dependency their rows need is
+    /// down and probe it until it is back (`paused`, with the `reason`), or this process runs
+    /// none (`none`).
+    #[schema(pattern = "^(ok|paused|none)$")]
+    pub workers: String,
 }
 
 /// Liveness
@@ -62,8 +71,9 @@ pub async fn healthz() -> Json<Health> {
 
 /// Readiness
 ///
-/// 200 when PostgreSQL and Qdrant answer and the model embeds a text (in the query lane, which
-/// indexing never holds), else 503 with the failing checks named.
+/// 200 when PostgreSQL and Qdrant answer, the model embeds a text (in the query lane, which
+/// indexing never holds) and the workers are not paused by an outage, else 503 with the
+/// failing checks named and, for paused workers, the reason.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -89,11 +99,23 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     )
     .await;
     let model_ok = matches!(model, Ok(Ok(_)));
-    let ready = database_ok && qdrant_ok && model_ok;
+    let (workers, reason) = match state.workers.as_ref().map(|workers| workers.health()) {
+        None => ("none", None),
+        Some(WorkerHealth::Working) => ("ok", None),
+        Some(WorkerHealth::Paused { reason, .. }) => ("paused", Some(reason)),
+    };
+    let ready = database_ok && qdrant_ok && model_ok && reason.is_none();
     let status = if ready {
         StatusCode::OK
     } else {
-        tracing::warn!(database_ok, qdrant_ok, model_ok, "not ready");
+        tracing::warn!(
+            database_ok,
+            qdrant_ok,
+            model_ok,
+            workers,
+            reason = reason.as_deref(),
+            "not ready"
+        );
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" }.to_owned();
@@ -105,7 +127,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 database: word(database_ok),
                 qdrant: word(qdrant_ok),
                 model: word(model_ok),
+                workers: workers.to_owned(),
             },
+            reason,
         }),
     )
 }

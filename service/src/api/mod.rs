@@ -26,6 +26,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use queue::worker::Worker;
 use queue::Queue;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -42,7 +43,7 @@ use crate::configuration::DEFAULT_INTAKE_MAX_BYTES;
 use crate::index::Indexer;
 use crate::jobs::Intake;
 use crate::metrics::Metrics;
-use crate::worker::RepositoryPolicy;
+use crate::worker::{IndexHandler, RepositoryPolicy};
 
 /// Request limits and per-row settings the handlers apply.
 #[derive(Clone, Debug)]
@@ -88,6 +89,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Which repositories `POST /index/repository` accepts.
     pub repository: Arc<RepositoryPolicy>,
+    /// The worker pool, whose health `/readyz` reports; `None` when the process runs none.
+    pub workers: Option<Worker<IndexHandler>>,
     /// SHA-256 of the admin token; `None` refuses every admin request.
     admin_token_hash: Option<[u8; 32]>,
     /// SHA-256 of the data endpoints' token; `None` leaves them open.
@@ -121,6 +124,7 @@ impl AppState {
             metrics: Arc::default(),
             limits: Limits::default(),
             repository: Arc::default(),
+            workers: None,
             admin_token_hash: token_hash(admin_token),
             api_token_hash: None,
         }
@@ -141,6 +145,12 @@ impl AppState {
     /// The same state counting into `metrics` (share it with the worker pool).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// The same state reporting `workers`' health in `/readyz`.
+    pub fn with_workers(mut self, workers: Worker<IndexHandler>) -> Self {
+        self.workers = Some(workers);
         self
     }
 

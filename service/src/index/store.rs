@@ -61,6 +61,31 @@ pub enum StoreError {
     BadPayload(String),
 }
 
+impl StoreError {
+    /// Whether Qdrant could not be reached, timed out or shed load, rather than refusing the
+    /// request: worth waiting for, not worth an attempt.
+    pub fn is_outage(&self) -> bool {
+        let StoreError::Qdrant { source, .. } = self else {
+            return false;
+        };
+        match source.as_ref() {
+            QdrantError::ResponseError { status } => match status.code() {
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::ResourceExhausted => true,
+                // qdrant-client reports a connection it could not open as `Internal` with this
+                // message (channel_pool.rs), and tonic a broken one as `Unknown`.
+                tonic::Code::Internal => status.message().starts_with("Failed to connect to"),
+                tonic::Code::Unknown => status.message().contains("transport error"),
+                _ => false,
+            },
+            QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand to wrap a client error with the operation it failed in.
 fn qdrant(operation: &'static str) -> impl FnOnce(QdrantError) -> StoreError {
     move |source| StoreError::Qdrant {

@@ -31,6 +31,13 @@ pub use work::{failure_kind, Work};
 use crate::index::Indexer;
 use crate::metrics::{Metrics, RowResult};
 
+/// How long one dependency check of [`IndexHandler::probe`] may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The project counted to check that Qdrant serves the collection: a project name like any
+/// other, so the count is the tenant-filtered one every read is.
+const PROBE_PROJECT: &str = "worker-probe";
+
 /// The reference service's job code: index a file or a repository into the indexer's collection.
 #[derive(Clone, Debug)]
 pub struct IndexHandler {
@@ -132,6 +139,23 @@ impl Handler for IndexHandler {
         Ok(())
     }
 
+    /// Qdrant answers for the collection and the model embeds a text (each within
+    /// [`PROBE_TIMEOUT`]).
+    async fn probe(&self) -> Result<(), String> {
+        let store = self.indexer.store();
+        match tokio::time::timeout(PROBE_TIMEOUT, store.count(PROBE_PROJECT)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(format!("qdrant: {error}")),
+            Err(_) => return Err(format!("qdrant: no answer within {PROBE_TIMEOUT:?}")),
+        }
+        let embedder = self.indexer.embedder();
+        match tokio::time::timeout(PROBE_TIMEOUT, embedder.embed_query("probe")).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("model: {error}")),
+            Err(_) => Err(format!("model: no answer within {PROBE_TIMEOUT:?}")),
+        }
+    }
+
     fn claimed(&self, _jobs: usize, took: std::time::Duration) {
         self.metrics.observe_claim(took);
     }
@@ -140,7 +164,8 @@ impl Handler for IndexHandler {
         self.metrics.observe_job(report.took);
         self.metrics.record_row(match report.outcome {
             JobOutcome::Completed => RowResult::Succeeded,
-            JobOutcome::Retrying { .. } | JobOutcome::Postponed { .. } => RowResult::Retried,
+            JobOutcome::Retrying { .. } => RowResult::Retried,
+            JobOutcome::Postponed { .. } => RowResult::Postponed,
             JobOutcome::Dead => RowResult::Dead,
             JobOutcome::LeaseLost => RowResult::LeaseLost,
         });

@@ -33,10 +33,14 @@ pub enum StoreFileError {
 }
 
 impl StoreFileError {
-    /// Database trouble passes; indexing errors are classified as usual.
+    /// An unreachable database is an outage, other database trouble passes; indexing errors
+    /// are classified as usual.
     pub fn kind(&self) -> FailureKind {
         match self {
             StoreFileError::Index(error) => failure_kind(error),
+            StoreFileError::Database(error) if queue::db::is_unavailable(error) => {
+                FailureKind::Unavailable
+            }
             StoreFileError::Database(_) => FailureKind::Transient,
         }
     }

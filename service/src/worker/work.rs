@@ -35,20 +35,21 @@ impl Work {
     }
 }
 
-/// Whether an indexing error is worth another attempt: an unreachable Qdrant, a failed model
-/// task or a model panic (the next attempt gets a fresh session) may work later; bad input,
-/// parse and size problems will not.
+/// How an indexing error counts: Qdrant out of reach, or a model that cannot be loaded, is an
+/// outage ([`FailureKind::Unavailable`]: the worker stops claiming and the row waits without
+/// losing an attempt); a failed model task or a model panic (the next attempt gets a fresh
+/// session) may work on another attempt; bad input, parse and size problems never will.
 pub fn failure_kind(error: &IndexError) -> FailureKind {
     match error {
+        IndexError::Store(error) if error.is_outage() => FailureKind::Unavailable,
         IndexError::Store(StoreError::Qdrant { .. }) => FailureKind::Transient,
         IndexError::Embed(
-            EmbedError::Task(_)
-            | EmbedError::Panicked(_)
-            | EmbedError::Read { .. }
+            EmbedError::Read { .. }
             | EmbedError::ModelFileMissing { .. }
             | EmbedError::RuntimeMissing { .. }
             | EmbedError::RuntimeUnusable { .. },
-        ) => FailureKind::Transient,
+        ) => FailureKind::Unavailable,
+        IndexError::Embed(EmbedError::Task(_) | EmbedError::Panicked(_)) => FailureKind::Transient,
         _ => FailureKind::Permanent,
     }
 }
@@ -68,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bad_input_is_permanent_and_an_unreachable_store_is_transient() {
+    fn bad_input_is_permanent_and_a_failed_model_task_is_transient() {
         assert_eq!(
             failure_kind(&IndexError::InvalidPath("x".into())),
             FailureKind::Permanent
@@ -76,6 +77,47 @@ mod tests {
         assert_eq!(
             failure_kind(&IndexError::Embed(EmbedError::Task("cancelled".into()))),
             FailureKind::Transient
+        );
+    }
+
+    #[test]
+    fn an_unreachable_qdrant_or_a_missing_model_is_an_outage_and_a_refusal_is_not() {
+        let qdrant = |code, message: &str| {
+            IndexError::Store(StoreError::Qdrant {
+                operation: "upsert",
+                source: Box::new(qdrant_client::QdrantError::ResponseError {
+                    status: tonic::Status::new(code, message),
+                }),
+            })
+        };
+        assert_eq!(
+            failure_kind(&qdrant(tonic::Code::Unavailable, "x")),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            failure_kind(&qdrant(tonic::Code::DeadlineExceeded, "x")),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            failure_kind(&qdrant(tonic::Code::InvalidArgument, "x")),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            failure_kind(&qdrant(tonic::Code::Internal, "x")),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            failure_kind(&qdrant(
+                tonic::Code::Internal,
+                "Failed to connect to http://127.0.0.1:6334/: tcp connect error"
+            )),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            failure_kind(&IndexError::Embed(EmbedError::ModelFileMissing {
+                path: "model.onnx".into()
+            })),
+            FailureKind::Unavailable
         );
     }
 }

@@ -1,7 +1,10 @@
 //! Graceful shutdown and restart: no row left in processing, expired leases rescued.
 
-use queue::JobStatus;
-use serde_json::Value;
+use std::time::Duration;
+
+use queue::{JobStatus, NewJob};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::{spawn_app_with, TestResult, DEADLINE};
 
@@ -96,5 +99,61 @@ async fn a_restart_rescues_rows_whose_lease_expired() -> TestResult {
         "{}",
         row.errors
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_stop_claiming_as_soon_as_shutdown_begins() -> TestResult {
+    // Arrange: a request whose body is still arriving holds the whole intake budget and keeps
+    // the HTTP server draining once shutdown begins.
+    let mut app = spawn_app_with(|settings| {
+        settings.server.intake_max_bytes = 1024;
+        settings.server.shutdown_timeout_secs = 10;
+    })
+    .await?;
+    let body = json!({ "project": app.project, "files": [{ "path": "a.rs", "content": "x".repeat(2048) }] })
+        .to_string();
+    let mut held =
+        tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await?;
+    let head = format!(
+        "POST /index HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    held.write_all(head.as_bytes()).await?;
+    held.write_all(&body.as_bytes()[..16]).await?;
+    harness::wait_for(
+        DEADLINE,
+        "the held request to take the intake budget",
+        || async {
+            let other = app.index_files(&[("b.rs", "fn b() {}")]).await;
+            Ok(other
+                .err()
+                .filter(|error| error.to_string().contains("503"))
+                .map(|_| ()))
+        },
+    )
+    .await?;
+
+    // Act: shutdown begins while the request is in flight; then a row arrives.
+    app.begin_shutdown();
+    let row = app
+        .queue
+        .enqueue(NewJob::new(json!({ "kind": "late" })))
+        .await?;
+    // The window in which a claiming worker takes a new row (a notification wakes it within
+    // milliseconds; it polls every 200 ms anyway).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let draining = app.is_serving();
+    let during = app
+        .queue
+        .get(row)
+        .await?
+        .map(|job| (job.status, job.attempts));
+    held.write_all(&body.as_bytes()[16..]).await?;
+    app.stop().await?;
+
+    // Assert
+    assert!(draining, "the server had stopped before the row arrived");
+    assert_eq!(during, Some((JobStatus::Pending, 0)));
     Ok(())
 }

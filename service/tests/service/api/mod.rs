@@ -11,6 +11,7 @@ mod limits;
 mod logs;
 mod model;
 mod openapi;
+mod outage;
 mod reindex;
 mod repository;
 mod repository_policy;

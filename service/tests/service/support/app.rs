@@ -126,6 +126,18 @@ impl TestApp {
         Ok(server.await??)
     }
 
+    /// Begins shutting down as SIGTERM would, without waiting for the app to stop.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether the app is still serving (or draining) rather than stopped.
+    pub fn is_serving(&self) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|server| !server.is_finished())
+    }
+
     /// Starts the app again on the same queue, collection and database, with `configure`
     /// applied to its settings.
     pub async fn restart(&mut self, configure: impl FnOnce(&mut Settings)) -> TestResult {
