@@ -257,6 +257,10 @@ impl TestEnv {
             maintenance: Some(queue::maintenance::MaintenanceConfig {
                 rescue_interval: Some(lease),
                 vacuum_interval: None,
+                // A test's rows live as long as the test; a manual clock moved days ahead must
+                // not prune what the test is about to assert on.
+                prune_interval: None,
+                ..queue::maintenance::MaintenanceConfig::default()
             }),
             ..WorkerConfig::default()
         }

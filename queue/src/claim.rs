@@ -132,7 +132,8 @@ impl Queue {
                  UPDATE queue_jobs j
                  SET status = 'completed', finished_at = coalesce($3, now()),
                      lease_token = NULL, locked_until = NULL, locked_by = NULL,
-                     updated_at = coalesce($3, now())
+                     updated_at = coalesce($3, now()),
+                     payload = {drop_on_complete}
                  FROM unnest($6::bigint[], $7::uuid[]) AS l(id, token)
                  WHERE j.id = ANY ($6::bigint[]) AND j.id = l.id
                    AND j.queue_id = $1 AND j.lease_token = l.token
@@ -142,13 +143,15 @@ impl Queue {
              {CLAIM_CTES}
              SELECT CASE WHEN row_number() OVER () = 1 THEN d.done_ids END AS done_ids, c.*
              FROM (SELECT coalesce(array_agg(id), '{{}}') AS done_ids FROM done) d
-             LEFT JOIN claimed c ON true"
+             LEFT JOIN claimed c ON true",
+                drop_on_complete = crate::complete::drop_on_complete("$8")
             )
         });
         let rows = self
             .claim_query(&SQL, limit, worker)
             .bind(&ids)
             .bind(&tokens)
+            .bind(&self.config.drop_on_complete)
             .fetch_all(&self.pool)
             .await?;
         let mut completed = Vec::new();

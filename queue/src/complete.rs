@@ -1,5 +1,7 @@
 //! Finishing claims: complete or fail, fenced by the lease token.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -17,6 +19,12 @@ pub enum FailOutcome {
     Dead,
     /// The lease was no longer this owner's (expired and rescued, or released): nothing changed.
     LeaseLost,
+}
+
+/// The completed row's payload: without the keys `param` (a `text[]` parameter) names. An empty
+/// list keeps the payload as it is (not rewritten: a large payload's TOAST stays untouched).
+pub(crate) fn drop_on_complete(param: &str) -> String {
+    format!("CASE WHEN cardinality({param}::text[]) = 0 THEN j.payload ELSE j.payload - {param}::text[] END")
 }
 
 impl Queue {
@@ -47,23 +55,29 @@ impl Queue {
         }
         let (ids, tokens): (Vec<_>, Vec<_>) = leases.iter().map(|l| (l.id, l.token)).unzip();
         // Probes the primary key by `id = ANY`, planned afresh at each call (see claim.rs).
-        let done = sqlx::query_scalar(
-            "UPDATE queue_jobs j
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE queue_jobs j
              SET status = 'completed', finished_at = coalesce($4, now()),
                  lease_token = NULL, locked_until = NULL, locked_by = NULL,
-                 updated_at = coalesce($4, now())
+                 updated_at = coalesce($4, now()),
+                 payload = {drop_on_complete}
              FROM unnest($2::bigint[], $3::uuid[]) AS l(id, token)
              WHERE j.id = ANY ($2::bigint[]) AND j.id = l.id
                AND j.queue_id = $1 AND j.lease_token = l.token AND j.status = 'processing'
              RETURNING j.id",
-        )
-        .bind(self.id.as_str())
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(self.now())
-        .persistent(false)
-        .fetch_all(executor)
-        .await?;
+                drop_on_complete = drop_on_complete("$5")
+            )
+        });
+        let done = sqlx::query_scalar(&SQL)
+            .bind(self.id.as_str())
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(self.now())
+            .bind(&self.config.drop_on_complete)
+            .persistent(false)
+            .fetch_all(executor)
+            .await?;
         Ok(done)
     }
 

@@ -29,6 +29,10 @@ pub struct QueueConfig {
     pub retry: RetryPolicy,
     /// How long an idle claimer waits for a notification before polling anyway.
     pub poll_interval: Duration,
+    /// Top-level payload keys removed when a job completes (bulky input the owner no longer
+    /// needs once the job's effects are recorded); a dead row keeps its whole payload for
+    /// redrive. Empty (the default) keeps every payload whole.
+    pub drop_on_complete: Vec<String>,
 }
 
 impl Default for QueueConfig {
@@ -37,6 +41,7 @@ impl Default for QueueConfig {
             lease: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_secs(5),
+            drop_on_complete: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use queue::maintenance::MaintenanceConfig;
+use queue::maintenance::{MaintenanceConfig, Retention};
 use queue::worker::WorkerConfig;
 use queue::{QueueConfig, RetryPolicy};
 
@@ -201,6 +201,23 @@ pub struct QueueSettings {
         default_value_t = 1000
     )]
     pub retry_base_ms: u64,
+    /// Seconds a completed row stays in the queue table before it is pruned.
+    #[arg(
+        long = "retain-completed-secs",
+        env = "QUEUE_RETAIN_COMPLETED_SECS",
+        default_value_t = Retention::default().completed_for.as_secs()
+    )]
+    pub retain_completed_secs: u64,
+    /// Most completed rows kept (the newest), whatever their age; unset: only the age counts.
+    #[arg(long = "retain-completed-count", env = "QUEUE_RETAIN_COMPLETED_COUNT")]
+    pub retain_completed_count: Option<u64>,
+    /// Seconds a dead row (with its errors) stays before it is pruned.
+    #[arg(
+        long = "retain-dead-secs",
+        env = "QUEUE_RETAIN_DEAD_SECS",
+        default_value_t = Retention::default().dead_for.as_secs()
+    )]
+    pub retain_dead_secs: u64,
 }
 
 impl Default for QueueSettings {
@@ -211,11 +228,23 @@ impl Default for QueueSettings {
             poll_interval_ms: 2000,
             max_attempts: 5,
             retry_base_ms: 1000,
+            retain_completed_secs: Retention::default().completed_for.as_secs(),
+            retain_completed_count: Retention::default().completed_keep,
+            retain_dead_secs: Retention::default().dead_for.as_secs(),
         }
     }
 }
 
 impl QueueSettings {
+    /// How long finished rows stay.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            completed_for: Duration::from_secs(self.retain_completed_secs),
+            completed_keep: self.retain_completed_count,
+            dead_for: Duration::from_secs(self.retain_dead_secs),
+        }
+    }
+
     /// The queue core's timing config.
     pub fn queue_config(&self) -> QueueConfig {
         QueueConfig {
@@ -225,6 +254,9 @@ impl QueueSettings {
                 ..RetryPolicy::default()
             },
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            // A file row's content is indexed by then, and its results are in the service's
+            // own tables; a dead row keeps it for redrive.
+            drop_on_complete: vec!["content".to_owned()],
         }
     }
 }
@@ -266,6 +298,8 @@ impl WorkerSettings {
             maintenance: Some(MaintenanceConfig {
                 rescue_interval: Some(lease),
                 vacuum_interval: Some(lease),
+                prune_interval: Some(lease),
+                retention: queue.retention(),
             }),
             ..WorkerConfig::default()
         }

@@ -44,6 +44,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ScenarioReport> {
             jitter: 0.5,
         },
         poll_interval: Duration::from_millis(100),
+        ..QueueConfig::default()
     };
     let engine = Engine::new(ctx, Scenario::Dlq, config, |job| async move {
         let mode = job.payload["mode"].as_str().unwrap_or("ok");

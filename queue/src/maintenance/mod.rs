@@ -3,6 +3,8 @@
 //!
 //! - [`Rescuer`]: makes rows whose lease expired claimable again (or dead when their attempts
 //!   are used up), per queue.
+//! - [`Pruner`]: deletes finished rows (completed and dead) once the queue's [`Retention`]
+//!   says so, per queue.
 //! - [`Vacuumer`]: compacts `queue_jobs` when the server's autovacuum has not (off by default:
 //!   only long-lived processes should run it, since a process exit cuts an index rebuild off).
 //!
@@ -10,6 +12,7 @@
 //! it, so at most one process runs each service (per queue, for the rescuer) at a time. Every
 //! service has a `run_once` that tests call directly.
 
+mod pruner;
 mod rescuer;
 mod vacuum;
 
@@ -19,6 +22,7 @@ use sqlx::PgConnection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use pruner::{Pruned, Pruner, Retention};
 pub use rescuer::Rescuer;
 pub use vacuum::{vacuum_due, vacuum_if_bloated, Vacuumer};
 
@@ -31,6 +35,11 @@ pub struct MaintenanceConfig {
     pub rescue_interval: Option<Duration>,
     /// How often `queue_jobs` is checked for bloat; `None` (the default) never vacuums.
     pub vacuum_interval: Option<Duration>,
+    /// How often finished rows are pruned by [`MaintenanceConfig::retention`]; `None` keeps
+    /// them forever.
+    pub prune_interval: Option<Duration>,
+    /// How long finished rows stay.
+    pub retention: Retention,
 }
 
 impl Default for MaintenanceConfig {
@@ -38,6 +47,8 @@ impl Default for MaintenanceConfig {
         Self {
             rescue_interval: Some(Duration::from_secs(30)),
             vacuum_interval: None,
+            prune_interval: Some(Duration::from_secs(60)),
+            retention: Retention::default(),
         }
     }
 }
@@ -71,6 +82,13 @@ impl Maintenance {
             tasks.spawn(repeat(every, stop.clone(), move || {
                 let rescuer = rescuer.clone();
                 async move { rescuer.run_once().await.map(|_| ()) }
+            }));
+        }
+        if let Some(every) = self.config.prune_interval {
+            let pruner = Pruner::new(self.queue.clone(), self.config.retention.clone());
+            tasks.spawn(repeat(every, stop.clone(), move || {
+                let pruner = pruner.clone();
+                async move { pruner.run_once().await.map(|_| ()) }
             }));
         }
         if let Some(every) = self.config.vacuum_interval {

@@ -12,6 +12,7 @@ mod migrate;
 mod namespace;
 mod notify;
 mod outage;
+mod retention;
 mod retry;
 mod vacuum;
 mod worker;

@@ -49,6 +49,8 @@ async fn started_maintenance_rescues_a_crashed_workers_row_on_its_own_task() -> 
         MaintenanceConfig {
             rescue_interval: Some(Duration::from_millis(50)),
             vacuum_interval: None,
+            prune_interval: None,
+            ..MaintenanceConfig::default()
         },
     )
     .start();

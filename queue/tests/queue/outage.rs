@@ -151,6 +151,7 @@ async fn a_postgres_restart_under_load_loses_no_job_and_completes_none_twice() -
         maintenance: Some(MaintenanceConfig {
             rescue_interval: Some(Duration::from_millis(500)),
             vacuum_interval: None,
+            ..MaintenanceConfig::default()
         }),
         ..WorkerConfig::default()
     };

@@ -15,6 +15,7 @@ fn config() -> QueueConfig {
             jitter: 0.5,
         },
         poll_interval: Duration::from_secs(5),
+        ..QueueConfig::default()
     }
 }
 
