@@ -45,6 +45,11 @@ pub struct Args {
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub duration: Duration,
 
+    /// How long the retention scenario streams jobs (e.g. 10m; at least 90s, so the table's
+    /// size after its 30 s warm-up can be compared with its size at the end).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub steady_for: Duration,
+
     /// Also write the report as JSON to this path.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -89,6 +94,9 @@ pub enum Scenario {
     Mixed,
     /// All of the above, in order.
     All,
+    /// A steady stream for `--steady-for` with the queue's maintenance on: finished rows are
+    /// pruned and the table stays the same size (not part of `all`).
+    Retention,
 }
 
 /// A deliberate defect.
@@ -103,6 +111,8 @@ pub enum Sabotage {
     CompleteWithoutLeaseCheck,
     /// Give the workers a second pool as large as `--pool-size`, ignoring the budget.
     PoolOverBudget,
+    /// Never prune finished rows (the retention scenario's table then grows).
+    KeepFinished,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

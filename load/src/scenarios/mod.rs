@@ -6,6 +6,7 @@ mod crash;
 mod dlq;
 mod engine;
 mod mixed;
+mod retention;
 
 use crate::cli::Scenario;
 use crate::context::Context;
@@ -22,6 +23,7 @@ pub async fn run(ctx: &Context, scenario: Scenario) -> anyhow::Result<ScenarioRe
         Scenario::Dlq => dlq::run(ctx).await,
         Scenario::Crash => crash::run(ctx).await,
         Scenario::Mixed => mixed::run(ctx).await,
+        Scenario::Retention => retention::run(ctx).await,
         Scenario::All => anyhow::bail!("`all` is expanded before running"),
     }
 }
