@@ -8,12 +8,21 @@
 #
 # Usage: scripts/bench-vs-graphile.sh
 # Environment (defaults in brackets):
-#   DATABASE_URL           [postgres://postgres@127.0.0.1:5432/queue_vector?sslmode=disable]
+#   BENCH_DATABASE_URL     [postgres://postgres@127.0.0.1:5432/queue_bench?sslmode=disable]
+#                          a database of the benchmark's own (created when missing, migrated by
+#                          the queue crate only: a test database also carries the harness's
+#                          audit triggers, which production does not)
 #   JOBS [20000]  ROUNDS [3]
 #   GRAPHILE_CONCURRENCY   ["8 16"]           graphile-worker's concurrentJobs to try
-#   OURS_CONCURRENCY       ["8 16 32 64"]     the worker runtime's concurrency to try
-#   OURS_WORKERS [1]       workers (dispatchers) on the queue
-#   OURS_THREADS [1]       tokio worker threads (node runs graphile-worker's JavaScript on one)
+#   OURS_CONCURRENCY       ["256 1024"]       the worker runtime's concurrency to try (also the
+#                          most rows one statement claims, as graphile-worker's local queue of
+#                          500 is)
+#   OURS_WORKERS [2]       workers (dispatchers) on the queue, each with that concurrency: each
+#                          has one claim-and-complete statement in flight, so 2 keep PostgreSQL's
+#                          two cores busy, as graphile-worker's concurrent fetches and
+#                          completion batches do
+#   OURS_THREADS [2]       tokio worker threads (node runs graphile-worker's JavaScript on one,
+#                          its PostgreSQL driver's I/O on others)
 #   CLIENT_CPUS            e.g. "1": pins both clients to these CPUs with taskset
 #   GRAPHILE_BENCH_DIR     [.bench/graphile-worker] where graphile-worker is installed (npm ci)
 #
@@ -22,13 +31,13 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/queue_vector?sslmode=disable}"
+export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/queue_bench?sslmode=disable}"
 JOBS="${JOBS:-20000}"
 ROUNDS="${ROUNDS:-3}"
 GRAPHILE_CONCURRENCY="${GRAPHILE_CONCURRENCY:-8 16}"
-OURS_CONCURRENCY="${OURS_CONCURRENCY:-8 16 32 64}"
-OURS_WORKERS="${OURS_WORKERS:-1}"
-OURS_THREADS="${OURS_THREADS:-1}"
+OURS_CONCURRENCY="${OURS_CONCURRENCY:-256 1024}"
+OURS_WORKERS="${OURS_WORKERS:-2}"
+OURS_THREADS="${OURS_THREADS:-2}"
 install_dir="${GRAPHILE_BENCH_DIR:-${repo}/.bench/graphile-worker}"
 schema="graphile_bench_$$"
 
