@@ -1,10 +1,12 @@
 //! The `load` binary end to end against the local PostgreSQL (`DATABASE_URL`): small
 //! configurations of every scenario pass, deliberate defects fail with a clear message, and it
 //! cleans up after itself and after killed executions. The HTML report is rendered in a headless
-//! Chromium ([`html`]); the crash scenario's worker processes are in [`processes`].
+//! Chromium ([`html`]); the crash scenario's worker processes are in [`processes`]; the
+//! minutes-long retention scenario is in [`retention`].
 
 mod html;
 mod processes;
+mod retention;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
