@@ -40,6 +40,14 @@ pub struct TestEnvBuilder {
     pub(crate) tables: Vec<(String, String, DataKey)>,
 }
 
+// Here rather than in env.rs, so the environment does not depend on how it is built.
+impl TestEnv {
+    /// Options for an environment of test `test_name` (the name goes into the project name).
+    pub fn builder(test_name: impl Into<String>) -> TestEnvBuilder {
+        TestEnvBuilder::new(test_name.into())
+    }
+}
+
 impl TestEnvBuilder {
     /// Options for an environment of test `test_name` (the name goes into the project name).
     pub(crate) fn new(test_name: String) -> Self {

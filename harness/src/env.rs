@@ -9,7 +9,6 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::app::TestApp;
-use crate::builder::TestEnvBuilder;
 use crate::collection::{remove_points, CollectionMode};
 use crate::error::{boxed, HarnessError};
 use crate::isolation::{IsolationViolation, ScopedQdrant};
@@ -36,7 +35,7 @@ pub struct TestEnv {
     reaped: usize,
 }
 
-/// What [`TestEnvBuilder::build`] provisioned.
+/// What [`crate::TestEnvBuilder::build`] provisioned.
 pub(crate) struct Parts {
     pub(crate) namespace: Namespace,
     pub(crate) queue: Queue,
@@ -88,11 +87,6 @@ impl TestEnv {
         Self::builder(current_test_name()).build().await
     }
 
-    /// Options for an environment of test `test_name` (the name goes into the project name).
-    pub fn builder(test_name: impl Into<String>) -> TestEnvBuilder {
-        TestEnvBuilder::new(test_name.into())
-    }
-
     /// The namespace's names.
     pub fn namespace(&self) -> &Namespace {
         &self.namespace
@@ -141,7 +135,7 @@ impl TestEnv {
     }
 
     /// The Qdrant gRPC URL to give the service under test: the tenant recorder's when the
-    /// environment records tenant reads ([`TestEnvBuilder::record_tenant_reads`]).
+    /// environment records tenant reads ([`crate::TestEnvBuilder::record_tenant_reads`]).
     pub fn qdrant_url(&self) -> &str {
         match &self.recorder {
             Some(recorder) => recorder.url(),
@@ -159,7 +153,7 @@ impl TestEnv {
         &self.scoped
     }
 
-    /// The environment's manual clock, if it was built with [`TestEnvBuilder::manual_clock`]:
+    /// The environment's manual clock, if it was built with [`crate::TestEnvBuilder::manual_clock`]:
     /// the queue, the workers the harness spawns and their rescuer all read time from it.
     pub fn clock(&self) -> Option<&Arc<ManualClock>> {
         self.clock.as_ref()

@@ -28,8 +28,9 @@ use super::{ApiError, AppState};
 use crate::index::{validate_project, MAX_PATH_LEN};
 use crate::jobs::{FileResult, JobKind, NewIndexJob};
 use crate::redact::redact_url;
-use crate::worker::repository::{validate_request, CheckoutError};
+use crate::worker::repository::validate_request;
 use crate::worker::source::Source;
+use crate::worker::CheckoutError;
 
 /// Skip reason of a file whose content has a NUL byte.
 pub const BINARY_SKIP_REASON: &str = "binary: file looks binary (contains a NUL byte)";

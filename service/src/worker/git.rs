@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use super::repository::CheckoutError;
+use super::checkout::CheckoutError;
 use super::source::{Host, RepositoryPolicy, Resolved, Scheme, Source};
 use crate::redact::redact_url;
 

@@ -7,6 +7,7 @@
 //! transaction that completes the row (or moves it to the dead-letter queue), so a retry or a
 //! redrive never counts a file twice.
 
+mod checkout;
 mod file;
 mod git;
 mod payload;
@@ -22,6 +23,7 @@ use queue::worker::{Handler, JobOutcome, JobReport, Ran, RecordError};
 use queue::{ClaimedJob, JobFailure, Queue};
 use tracing::Instrument;
 
+pub use checkout::CheckoutError;
 pub use file::IndexConfig;
 pub use payload::{FilePayload, RepositoryPayload, Task};
 pub use source::RepositoryPolicy;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::repository::CheckoutError;
+use super::checkout::CheckoutError;
 
 /// Default of `REPOSITORY_ALLOWED_SCHEMES`.
 pub const DEFAULT_ALLOWED_SCHEMES: &str = "https";
