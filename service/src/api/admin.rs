@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard;
 use super::openapi::{self, BadParameter, BodyRejected, ServerFailed, ADMIN_SECURITY};
 use super::{ApiError, AppState};
 
@@ -65,13 +66,7 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
+    match guard::bearer_token(&request) {
         Some(token) if state.is_admin_token(token) => Ok(next.run(request).await),
         _ => Err(ApiError::Unauthorized),
     }

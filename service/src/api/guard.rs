@@ -27,16 +27,20 @@ pub async fn require_api_token(
     if !state.requires_api_token() {
         return Ok(next.run(request).await);
     }
-    let token = request
+    match bearer_token(&request) {
+        Some(token) if state.is_api_token(token) => Ok(next.run(request).await),
+        _ => Err(ApiError::ApiTokenRequired),
+    }
+}
+
+/// The token of the request's `Authorization: Bearer …` header, if it has one.
+pub(super) fn bearer_token(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(token) if state.is_api_token(token) => Ok(next.run(request).await),
-        _ => Err(ApiError::ApiTokenRequired),
-    }
+        .map(str::trim)
 }
 
 /// Bytes of intake bodies in process at once: a request takes its share before its body is
