@@ -66,7 +66,9 @@ pub(super) async fn run<H: Handler>(
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// A caught panic's message (`&str` and `String` payloads), for handlers that catch panics of
+/// their own as the runtime does.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use breaker::WorkerHealth;
+pub use execute::panic_message;
 pub use handle::{ShutdownReport, WorkerHandle};
 pub use handler::{Handler, Ran, RecordError};
 
